@@ -1,0 +1,53 @@
+"""Rasa custom actions, served in-process by rasa-sdk's executor.
+
+Actions are thin (house convention 8): read the tracker, call one package API, utter, return
+events. They get their services through `Services` rather than module globals.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rasa_sdk import Action
+from rasa_sdk.executor import ActionExecutor
+
+from knowledge_base.api import KnowledgeBase
+from server.db import Database
+
+
+@dataclass(frozen=True)
+class Services:
+    db: Database
+    kb: KnowledgeBase
+
+
+def utter(dispatcher, kind: str, text: str, **fields) -> None:
+    """Send one reply with its kind; the gateway turns this into a `Reply`."""
+    dispatcher.utter_message(json_message={"kind": kind, "text": text, **fields})
+
+
+def conversation_id(tracker) -> int | None:
+    """The gateway uses the conversation's id as Rasa's sender id."""
+    try:
+        return int(tracker.sender_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def all_actions(services: Services) -> list[Action]:
+    from bot.actions.cases import (ActionAskCaseConfirm, ActionCancelCase, ActionQueryCase,
+                                   ActionStartCase, ActionSubmitCase, ValidateCaseForm)
+    from bot.actions.faq import ActionAnswerQuestion
+    from bot.actions.service import ActionHandoff, ActionRate
+
+    return [
+        ActionAnswerQuestion(services), ActionStartCase(), ValidateCaseForm(),
+        ActionAskCaseConfirm(), ActionSubmitCase(services), ActionCancelCase(),
+        ActionQueryCase(services), ActionHandoff(services), ActionRate(services),
+    ]
+
+
+def make_executor(services: Services) -> ActionExecutor:
+    executor = ActionExecutor()
+    for action in all_actions(services):
+        executor.register_action(action)
+    return executor

@@ -1,0 +1,60 @@
+"""Answer a consultation from the published Q&A base: answer, clarify, or say so honestly."""
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+
+from bot.actions import Services, conversation_id, utter
+from casework import events
+from knowledge_base.search import ANSWER, CLARIFY, PublishedQA
+
+NO_ANSWER_TEXT = ("抱歉，问答库里暂时没有找到与您的问题相符的答案。您可以换个说法再问一次，"
+                  "或输入“转人工”由工作人员为您解答。")
+
+
+def answer_fields(qa: PublishedQA) -> dict:
+    text = qa.answer + (f"\n（答复单位：{qa.unit}）" if qa.unit else "")
+    return {"text": text, "qa_id": qa.entry_id, "source_ref": f"qa:{qa.entry_id}@{qa.version}"}
+
+
+class ActionAnswerQuestion(Action):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def name(self) -> str:
+        return "action_answer_question"
+
+    async def run(self, dispatcher, tracker: Tracker, domain):
+        kb = self.services.kb
+        chosen = next(tracker.get_latest_entity_values("faq_id"), None)
+        if tracker.latest_message.get("intent", {}).get("name") == "choose_faq" and chosen:
+            qa = kb.get(chosen)
+            if qa is None:  # retired between the clarification and the choice
+                utter(dispatcher, "fallback", "抱歉，这个问题的答案刚刚下线了。请换个说法再问一次，或输入“转人工”。")
+            else:
+                await self._log(tracker, "qa_answered", entry_id=qa.entry_id, version=qa.version)
+                utter(dispatcher, "answer", **answer_fields(qa))
+            return [SlotSet("faq_id", None)]
+
+        query = tracker.latest_message.get("text") or ""
+        decision = kb.decide(query)
+        if decision.kind == ANSWER:
+            qa = decision.best.qa
+            await self._log(tracker, "qa_answered", entry_id=qa.entry_id, version=qa.version,
+                            score=decision.best.score)
+            utter(dispatcher, "answer", **answer_fields(qa))
+        elif decision.kind == CLARIFY:
+            options = [{"title": h.qa.question, "payload": str(i), "faq_id": h.qa.entry_id}
+                       for i, h in enumerate(decision.hits, start=1)]
+            lines = "\n".join(f"{o['payload']}. {o['title']}" for o in options)
+            utter(dispatcher, "clarify",
+                  f"您是想问下面哪个问题？请回复序号：\n{lines}\n都不是的话，可以换个说法再问，或输入“转人工”。",
+                  options=options)
+        else:
+            await self._log(tracker, "qa_unanswered", query=query[:200])
+            utter(dispatcher, "fallback", NO_ANSWER_TEXT)
+        return []
+
+    async def _log(self, tracker: Tracker, name: str, **detail) -> None:
+        async with self.services.db.session() as session, session.begin():
+            events.record(session, name, conversation_id=conversation_id(tracker), **detail)

@@ -1,0 +1,237 @@
+"""The conversation gateway: every channel hands each citizen message to `Gateway.handle`.
+
+Order matters and is the promise to citizens: persist the message first, then decide who
+answers (staff hold the conversation → the bot stays silent), then ask Rasa with a timeout,
+then persist every reply with its timing and source. If Rasa is down or slow the citizen gets
+an apology and the conversation is queued for staff: nothing is lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot import api
+from bot.models import ANSWERED, BOT, QUEUED, RECEIVED, STAFF, Conversation, Message
+from bot.rasa_client import RasaClient, RasaUnavailable
+from casework import events
+from server.db import Database, utcnow
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "抱歉，智能助手暂时无法回复。您的留言已记录并转交人工客服，工作人员会尽快回复您。"
+KINDS = ("answer", "clarify", "fallback", "form", "case", "handoff", "info")
+# A bare choice after a clarification: "2", "第2个", "２".
+_CHOICE = re.compile(r"^\s*第?\s*([1-9])\s*(个|条|项)?\s*[。.]?\s*$")
+
+
+class InputRejected(Exception):
+    """The message was not accepted; `message` is for the citizen, in Chinese."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Inbound:
+    channel: str
+    sender: str
+    text: str
+    account: str = ""
+    external_id: str | None = None      # the channel's message id, for retries
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Reply:
+    text: str
+    kind: str = "info"
+    options: list[dict] | None = None   # [{"title", "payload", "faq_id"}] on clarifications
+    case_no: str | None = None
+    qa_id: str | None = None
+    source_ref: str | None = None
+
+    def public(self) -> dict:
+        """The reply as channels show it (no internal references)."""
+        out = {"text": self.text, "kind": self.kind}
+        if self.options:
+            out["options"] = [{"title": o["title"], "payload": o["payload"]} for o in self.options]
+        if self.case_no:
+            out["case_no"] = self.case_no
+        if self.qa_id:
+            out["qa_id"] = self.qa_id
+        return out
+
+    @classmethod
+    def from_rasa(cls, message: dict) -> "Reply | None":
+        custom = message.get("custom")
+        if isinstance(custom, dict) and custom.get("text"):
+            kind = custom.get("kind") if custom.get("kind") in KINDS else "info"
+            return cls(text=custom["text"], kind=kind, options=custom.get("options"),
+                       case_no=custom.get("case_no"), qa_id=custom.get("qa_id"),
+                       source_ref=custom.get("source_ref"))
+        if message.get("text"):
+            return cls(text=message["text"], kind="info", source_ref="rasa")
+        return None
+
+    @classmethod
+    def from_row(cls, row: Message) -> "Reply":
+        meta = row.meta or {}
+        return cls(text=row.text, kind=row.kind or "info", options=meta.get("options"),
+                   case_no=meta.get("case_no"), qa_id=meta.get("qa_id"), source_ref=row.source_ref)
+
+
+@dataclass
+class Outcome:
+    replies: list[Reply]
+    status: str                 # "bot" or "with_staff"
+    duplicate: bool = False     # a retry of a message already handled
+
+
+class Gateway:
+    def __init__(self, db: Database, rasa: RasaClient, *, max_chars: int, rate_limit: int) -> None:
+        self.db = db
+        self.rasa = rasa
+        self.max_chars = max_chars
+        self.rate_limit = rate_limit
+
+    def check_text(self, text: str) -> str:
+        text = (text or "").strip()
+        if not text:
+            raise InputRejected(400, "消息内容为空，请输入您要咨询的问题。")
+        if len(text) > self.max_chars:
+            raise InputRejected(
+                413, f"消息太长了（{len(text)}字），请精简到{self.max_chars}字以内，或分几条发送。")
+        return text
+
+    async def handle(self, inbound: Inbound) -> Outcome:
+        inbound.text = self.check_text(inbound.text)
+        conv = await api.open_conversation(self.db, inbound.channel, inbound.account, inbound.sender)
+        await self._check_rate(conv.id, inbound.received_at)
+        message_id = await self._persist_inbound(conv, inbound)
+        if message_id is None:
+            return await self._replay(inbound)
+
+        if conv.state == STAFF and conv.handoff_reason != api.BOT_UNAVAILABLE:
+            await self._settle(message_id, QUEUED, [], inbound, conv)
+            return Outcome([], "with_staff")
+
+        text = await self._rewrite_choice(conv.id, inbound.text)
+        try:
+            raw = await self.rasa.send(str(conv.id), text, {"channel": inbound.channel})
+        except RasaUnavailable as exc:
+            log.warning("Rasa unavailable for conversation %s: %s", conv.id, exc)
+            return await self._apologise(conv, message_id, inbound, str(exc))
+
+        replies = [r for r in map(Reply.from_rasa, raw) if r is not None]
+        if not replies:
+            # Rasa answered nothing at all: never leave the citizen in silence.
+            log.error("Rasa returned no reply for conversation %s", conv.id)
+            return await self._apologise(conv, message_id, inbound, "empty reply")
+        state = await self._settle(message_id, ANSWERED, replies, inbound, conv, bot_back=True)
+        return Outcome(replies, "with_staff" if state == STAFF else "bot")
+
+    async def _check_rate(self, conversation_id: int, now: datetime) -> None:
+        async with self.db.session() as session:
+            recent = await session.scalar(
+                select(func.count()).select_from(Message).where(
+                    Message.conversation_id == conversation_id, Message.direction == "in",
+                    Message.created_at >= now - timedelta(minutes=1)))
+        if recent >= self.rate_limit:
+            raise InputRejected(429, "您发送消息太频繁了，请稍等一分钟再试。")
+
+    async def _persist_inbound(self, conv: Conversation, inbound: Inbound) -> int | None:
+        """Store the citizen's message before anything else; None if it was stored before."""
+        try:
+            async with self.db.session() as session, session.begin():
+                row = Message(
+                    conversation_id=conv.id, channel=inbound.channel, account=inbound.account,
+                    external_id=inbound.external_id, direction="in", source="citizen",
+                    text=inbound.text, status=RECEIVED, created_at=inbound.received_at)
+                session.add(row)
+                await session.execute(update(Conversation).where(Conversation.id == conv.id)
+                                      .values(last_message_at=inbound.received_at))
+                events.record(session, events.MESSAGE_RECEIVED, at=inbound.received_at,
+                              conversation_id=conv.id, channel=inbound.channel)
+                await session.flush()
+                return row.id
+        except IntegrityError:
+            if inbound.external_id is None:
+                raise
+            return None
+
+    async def _replay(self, inbound: Inbound, wait: float = 10.0) -> Outcome:
+        """A retry of a message we already have: wait for its replies, send the same ones."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            async with self.db.session() as session:
+                first = await session.scalar(select(Message).where(
+                    Message.channel == inbound.channel, Message.account == inbound.account,
+                    Message.external_id == inbound.external_id))
+                conv = await session.get(Conversation, first.conversation_id)
+                if first.status != RECEIVED or asyncio.get_running_loop().time() > deadline:
+                    rows = await session.scalars(select(Message).where(
+                        Message.in_reply_to_id == first.id).order_by(Message.id))
+                    status = "with_staff" if conv.state == STAFF else "bot"
+                    return Outcome([Reply.from_row(r) for r in rows], status, duplicate=True)
+            await asyncio.sleep(0.1)
+
+    async def _rewrite_choice(self, conversation_id: int, text: str) -> str:
+        """After a clarification, "2" means the second candidate: tell Rasa which entry."""
+        match = _CHOICE.match(text)
+        if not match:
+            return text
+        async with self.db.session() as session:
+            last = await api.last_bot_reply(session, conversation_id)
+        options = (last.meta or {}).get("options") if last and last.kind == "clarify" else None
+        index = int(match.group(1)) - 1
+        if not options or index >= len(options):
+            return text
+        return "/choose_faq" + json.dumps({"faq_id": options[index]["faq_id"]}, ensure_ascii=False)
+
+    async def _apologise(self, conv: Conversation, message_id: int, inbound: Inbound,
+                         reason: str) -> Outcome:
+        await api.request_handoff(self.db, conv.id, api.BOT_UNAVAILABLE)
+        async with self.db.session() as session, session.begin():
+            events.record(session, events.BOT_UNAVAILABLE, conversation_id=conv.id,
+                          channel=inbound.channel, reason=reason[:200])
+        reply = Reply(APOLOGY, kind="handoff", source_ref="system:bot_unavailable")
+        await self._settle(message_id, QUEUED, [reply], inbound, conv, source="system")
+        return Outcome([reply], "with_staff")
+
+    async def _settle(self, message_id: int, status: str, replies: list[Reply], inbound: Inbound,
+                      conv: Conversation, source: str = "bot", bot_back: bool = False) -> str:
+        """Persist the replies and the inbound message's final status in one transaction.
+
+        Returns the conversation's state afterwards (an action may have handed it off).
+        """
+        now = utcnow()
+        latency_ms = int((now - inbound.received_at).total_seconds() * 1000)
+        async with self.db.session() as session, session.begin():
+            for reply in replies:
+                meta = {k: v for k, v in asdict(reply).items()
+                        if k in ("options", "case_no", "qa_id") and v}
+                session.add(Message(
+                    conversation_id=conv.id, channel=inbound.channel, account=inbound.account,
+                    direction="out", source=source, kind=reply.kind, text=reply.text,
+                    source_ref=reply.source_ref, meta=meta, in_reply_to_id=message_id,
+                    latency_ms=latency_ms, created_at=now))
+            await session.execute(update(Message).where(Message.id == message_id)
+                                  .values(status=status))
+            current = await session.get(Conversation, conv.id, populate_existing=True)
+            if bot_back and current.state == STAFF and current.handoff_reason == api.BOT_UNAVAILABLE:
+                # Rasa is serving again and no person took the conversation: the bot resumes.
+                await api.return_to_bot(session, conv.id)
+                current.state = BOT
+            if replies and source == "bot":
+                events.record(session, events.BOT_REPLIED, at=now, since=inbound.received_at,
+                              conversation_id=conv.id, channel=inbound.channel)
+            return current.state

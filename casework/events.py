@@ -1,0 +1,41 @@
+"""The event log: one row per timestamped fact, with its duration computed when written."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casework.models import Event
+from server.db import utcnow
+
+# Event names, one place: reports query by these.
+MESSAGE_RECEIVED = "message_received"
+BOT_REPLIED = "bot_replied"              # value: seconds from the citizen's message to the reply
+BOT_UNAVAILABLE = "bot_unavailable"      # Rasa down or too slow; apology sent, queued for staff
+HANDOFF_REQUESTED = "handoff_requested"
+CASE_SUBMITTED = "case_submitted"
+RATING_GIVEN = "rating_given"
+
+
+def record(
+    session: AsyncSession,
+    name: str,
+    *,
+    at: datetime | None = None,
+    since: datetime | None = None,
+    conversation_id: int | None = None,
+    case_id: int | None = None,
+    channel: str | None = None,
+    actor: str | None = None,
+    **detail,
+) -> Event:
+    """Add an event to the caller's transaction; `since` gives its value in seconds."""
+    at = at or utcnow()
+    event = Event(
+        name=name, at=at,
+        value_seconds=(at - since).total_seconds() if since else None,
+        conversation_id=conversation_id, case_id=case_id, channel=channel, actor=actor,
+        detail=detail,
+    )
+    session.add(event)
+    return event

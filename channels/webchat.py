@@ -1,0 +1,54 @@
+"""The web chat channel: `POST /api/chat` for the page at `/` (and any H5 client)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.gateway import Inbound, InputRejected
+from server.appkeys import GATEWAY
+
+STATIC = Path(__file__).resolve().parent / "static" / "webchat"
+CHANNEL = "webchat"
+MAX_BODY = 16 * 1024
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def chat(request: web.Request) -> web.Response:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _error(413, "消息太长了，请精简后再发送。")
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "请求格式不正确，请刷新页面后重试。")
+    if not isinstance(body, dict):
+        return _error(400, "请求格式不正确，请刷新页面后重试。")
+    sender, text, message_id = body.get("sender"), body.get("text"), body.get("message_id")
+    if not isinstance(sender, str) or not _ID.match(sender):
+        return _error(400, "缺少有效的会话标识，请刷新页面后重试。")
+    if not isinstance(text, str):
+        return _error(400, "消息内容为空，请输入您要咨询的问题。")
+    if message_id is not None and (not isinstance(message_id, str) or not _ID.match(message_id)):
+        return _error(400, "消息编号格式不正确，请刷新页面后重试。")
+    try:
+        outcome = await request.app[GATEWAY].handle(
+            Inbound(channel=CHANNEL, sender=sender, text=text, external_id=message_id))
+    except InputRejected as exc:
+        return _error(exc.status, exc.message)
+    return web.json_response(
+        {"replies": [r.public() for r in outcome.replies], "status": outcome.status})
+
+
+async def page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", page, name="webchat-page")
+    app.router.add_post("/api/chat", chat, name="webchat-api")
+    app.router.add_static("/static/webchat/", STATIC, name="webchat-static")

@@ -1,0 +1,142 @@
+"""What the rest of govchat may ask of the Q&A base.
+
+Consoles, Rasa actions and the CLI call these; none of them touches the kb_* tables directly.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from knowledge_base.models import PUBLISHED, Entry, Version
+from knowledge_base.search import Decision, PublishedQA, QAIndex
+from server.db import Database, utcnow
+
+DEMO_QA = Path(__file__).resolve().parent / "demo" / "qa.csv"
+COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
+
+
+class ImportError_(ValueError):
+    """A Q&A file was rejected whole; `problems` lists every one by row and column."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    question: str
+    similar_questions: tuple[str, ...]
+    answer: str
+    category: str
+    unit: str
+
+
+def read_csv(path: Path) -> list[Row]:
+    """Read and check a Q&A CSV; any problem rejects the whole file."""
+    problems: list[str] = []
+    rows: list[Row] = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ImportError_([f"header: missing column(s) {', '.join(missing)}"])
+        seen: dict[str, int] = {}
+        for line, raw in enumerate(reader, start=2):
+            values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
+            for col in ("id", "question", "answer"):
+                if not values[col]:
+                    problems.append(f"row {line}, column {col}: empty")
+            if values["id"] in seen:
+                problems.append(f"row {line}, column id: {values['id']} repeats row {seen[values['id']]}")
+            seen.setdefault(values["id"], line)
+            similar = tuple(s.strip() for s in values["similar_questions"].split("|") if s.strip())
+            rows.append(Row(values["id"], values["question"], similar, values["answer"],
+                            values["category"], values["unit"]))
+    if problems:
+        raise ImportError_(problems)
+    return rows
+
+
+async def import_rows(session: AsyncSession, rows: list[Row], actor: str, publish: bool) -> int:
+    """Add each row as a new version of its entry (creating the entry on first sight).
+
+    With `publish`, the new version replaces the published one at once, recorded as approved
+    by `actor`. Runs inside the caller's transaction.
+    """
+    now = utcnow()
+    for row in rows:
+        entry = await session.scalar(select(Entry).where(Entry.external_id == row.id))
+        if entry is None:
+            entry = Entry(external_id=row.id)
+            session.add(entry)
+            await session.flush()
+        last = await session.scalar(select(func.max(Version.number)).where(Version.entry_id == entry.id))
+        if publish:
+            for old in await session.scalars(
+                select(Version).where(Version.entry_id == entry.id, Version.status == PUBLISHED)
+            ):
+                old.status = "retired"
+            await session.flush()
+        session.add(Version(
+            entry_id=entry.id, number=(last or 0) + 1, question=row.question,
+            similar_questions=list(row.similar_questions), answer=row.answer,
+            category=row.category, unit=row.unit, author=actor,
+            status=PUBLISHED if publish else "draft",
+            reviewer=actor if publish else None, published_at=now if publish else None,
+        ))
+    await session.flush()
+    return len(rows)
+
+
+async def published(session: AsyncSession, today: date | None = None) -> list[PublishedQA]:
+    """Every version citizens may be served today."""
+    today = today or date.today()
+    stmt = (
+        select(Entry.external_id, Version)
+        .join(Version, Version.entry_id == Entry.id)
+        .where(Version.status == PUBLISHED)
+        .where(or_(Version.valid_from.is_(None), Version.valid_from <= today))
+        .where(or_(Version.valid_to.is_(None), Version.valid_to >= today))
+        .order_by(Entry.external_id)
+    )
+    return [
+        PublishedQA(ext_id, v.id, v.number, v.question, tuple(v.similar_questions), v.answer,
+                    v.category, v.unit)
+        for ext_id, v in (await session.execute(stmt)).all()
+    ]
+
+
+async def count_entries(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(Entry)) or 0
+
+
+class KnowledgeBase:
+    """The served Q&A base: the published entries and their search index."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._index = QAIndex([])
+
+    async def refresh(self) -> None:
+        async with self._db.session() as session:
+            entries = await published(session)
+        # Tokenising a few thousand questions takes a while: keep the event loop serving.
+        self._index = await asyncio.get_running_loop().run_in_executor(None, QAIndex, entries)
+
+    @property
+    def size(self) -> int:
+        return len(self._index)
+
+    def decide(self, query: str) -> Decision:
+        return self._index.decide(query)
+
+    def get(self, entry_id: str) -> PublishedQA | None:
+        return self._index.entries.get(entry_id)

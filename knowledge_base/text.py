@@ -1,0 +1,42 @@
+"""Chinese text normalisation and tokens for lexical matching."""
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+
+import jieba
+
+jieba.setLogLevel(logging.WARNING)
+
+# Words that say "this is a question" but not what about; they would match every entry.
+STOPWORDS = frozenset(
+    "的 了 吗 呢 吧 啊 呀 哦 嘛 么 我 你 您 他 她 它 们 是 在 有 和 与 及 或 要 想 能 可以 可 会 "
+    "怎么 怎样 怎么样 如何 咋 咋办 什么 哪些 哪里 哪儿 哪个 多少 几 请问 请 问 一下 下 "
+    "需要 应该 该 去 到 给 把 被 让 就 都 也 还 又 这 那 这个 那个 个 办 弄 搞 一个 呢 嗯 "
+    "谢谢 你好 您好 帮 帮忙 麻烦 告诉 知道 问题 手续 流程".split()
+)
+
+_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """Full-width to half-width, lower case, punctuation and spaces collapsed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return _PUNCT.sub(" ", text).strip()
+
+
+def tokens(text: str) -> list[str]:
+    """jieba search-mode words (minus stopwords) plus character bigrams.
+
+    Bigrams make typos (社宝卡) and unsegmented fragments still overlap with the right entry.
+    """
+    clean = normalise(text)
+    words = [w for w in jieba.lcut_for_search(clean) if w.strip() and w not in STOPWORDS]
+    grams: list[str] = []
+    for chunk in clean.split():
+        chars = [c for c in chunk if c not in STOPWORDS]
+        grams.extend("".join(chars[i : i + 2]) for i in range(len(chars) - 1))
+        if len(chars) == 1:
+            grams.append(chars[0])
+    return words + ["#" + g for g in grams]

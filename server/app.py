@@ -1,0 +1,73 @@
+"""The app factory: the CLI, the dev server and the tests all build the app here."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.actions import Services, make_executor
+from bot.gateway import Gateway
+from bot.rasa_client import RasaClient
+from bot.routes import setup_routes as bot_routes
+from channels.webchat import setup_routes as webchat_routes
+from knowledge_base.api import KnowledgeBase
+from server.appkeys import CONFIG, DB, EXECUTOR, GATEWAY, KB, RASA, SUPERVISOR
+from server.config import Config
+from server.db import Database
+from server.errors import error_middleware
+from server.routes import setup_routes as server_routes
+from server.supervisor import RasaSupervisor
+
+log = logging.getLogger(__name__)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    app[DB] = Database(app[CONFIG].database_url)
+    yield
+    await app[DB].dispose()
+
+
+async def _knowledge_base(app: web.Application) -> AsyncIterator[None]:
+    app[KB] = KnowledgeBase(app[DB])
+    await app[KB].refresh()
+    log.info("Q&A base: %d published entries", app[KB].size)
+    yield
+
+
+async def _bot(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    app[RASA] = RasaClient(config.rasa_url, config.rasa_timeout)
+    await app[RASA].start()
+    app[EXECUTOR] = make_executor(Services(db=app[DB], kb=app[KB]))
+    app[GATEWAY] = Gateway(app[DB], app[RASA], max_chars=config.max_message_chars,
+                           rate_limit=config.rate_limit_per_minute)
+    yield
+    await app[RASA].close()
+
+
+def action_url(config: Config) -> str:
+    """Where a Rasa on this machine reaches our action endpoint."""
+    v4 = any(":" not in h for h in config.hosts)
+    host = "127.0.0.1" if v4 else "[::1]"
+    return f"http://{host}:{config.port}/rasa/webhook"
+
+
+async def _rasa_process(app: web.Application) -> AsyncIterator[None]:
+    supervisor = RasaSupervisor(app[CONFIG], action_url(app[CONFIG]))
+    app[SUPERVISOR] = supervisor
+    await supervisor.start()
+    yield
+    await supervisor.stop()
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app.cleanup_ctx.extend([_database, _knowledge_base, _bot])
+    if config.rasa_manage:
+        app.cleanup_ctx.append(_rasa_process)
+    server_routes(app)
+    bot_routes(app)
+    webchat_routes(app)
+    return app

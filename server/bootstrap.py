@@ -1,0 +1,34 @@
+"""First start: demo content and the first admin account, each only when missing."""
+from __future__ import annotations
+
+from admin import api as admin_api
+from casework import api as casework
+from knowledge_base import api as kb
+from server.db import Database
+
+
+async def load_demo_content(db: Database) -> list[str]:
+    """Load the bundled units, categories and Q&A base into an empty database."""
+    loaded = []
+    async with db.session() as session, session.begin():
+        if await casework.count_units(session) == 0:
+            n = await casework.import_units(session, casework.DEMO / "units.csv")
+            c = await casework.import_categories(session, casework.DEMO / "categories.csv")
+            loaded.append(f"{n} units, {c} categories")
+        if await kb.count_entries(session) == 0:
+            rows = kb.read_csv(kb.DEMO_QA)
+            await kb.import_rows(session, rows, actor="system", publish=True)
+            admin_api.audit(session, "system", "kb.import", str(kb.DEMO_QA.name),
+                            entries=len(rows), published=True)
+            loaded.append(f"{len(rows)} Q&A entries")
+    return loaded
+
+
+async def ensure_admin(db: Database) -> str | None:
+    """Create the `admin` account if no admin exists; returns its one-time password."""
+    async with db.session() as session, session.begin():
+        if await admin_api.count_admins(session):
+            return None
+        _, password = await admin_api.create_user(session, username="admin", role="admin",
+                                                  actor="system", display_name="管理员")
+        return password

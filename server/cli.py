@@ -1,0 +1,217 @@
+"""`govchat`: one command line for running and administering the service."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from server.config import ConfigError, load_config
+
+# The groups later issues fill in; until then they say so instead of pretending.
+PENDING = {
+    "route": "routing of complaints to units (issue 5)",
+    "cases": "case handling (issue 5)",
+    "report": "timeliness reports (issue 7)",
+    "wechat": "WeChat Official Account management (issue 4)",
+}
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _prepare(config, train: bool = True) -> None:
+    """Everything `run` needs before it serves: model, schema, first-start content, admin."""
+    from server import bootstrap, migrate
+    from server.db import Database
+    from server.rasa_model import ensure_model
+
+    if train and config.rasa_manage:
+        ensure_model(config)
+    migrate.upgrade(config.database_url)
+
+    async def first_start() -> None:
+        db = Database(config.database_url)
+        try:
+            for what in await bootstrap.load_demo_content(db):
+                print(f"Loaded demo content: {what}")
+            password = await bootstrap.ensure_admin(db)
+        finally:
+            await db.dispose()
+        if password:
+            print("\n" + "=" * 64)
+            print("  Admin account created. It is shown only this once:")
+            print(f"    username: admin    password: {password}")
+            print("  Change it at first login.")
+            print("=" * 64 + "\n", flush=True)
+
+    asyncio.run(first_start())
+
+
+def cmd_run(args, config) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    if args.port:
+        config = config.with_(port=args.port)
+    if args.no_rasa:
+        config = config.with_(rasa_manage=False)
+    _prepare(config)
+    hosts = list(config.hosts)
+    shown = ", ".join(f"http://{'[' + h + ']' if ':' in h else h}:{config.port}" for h in hosts)
+    print(f"govchat serving on {shown} — Ctrl-C stops it", flush=True)
+    web.run_app(create_app(config), host=hosts, port=config.port, print=None,
+                access_log=None, shutdown_timeout=10)
+    return 0
+
+
+def cmd_setup(args, config) -> int:
+    _prepare(config, train=not args.no_train)
+    print("Set-up complete.")
+    return 0
+
+
+def cmd_db(args, config) -> int:
+    from server import migrate
+
+    if args.db_command == "upgrade":
+        migrate.upgrade(config.database_url)
+        print("Database schema is up to date.")
+    elif args.db_command == "revision":
+        migrate.revision(config.database_url, args.message)
+    return 0
+
+
+def cmd_users_add(args, config) -> int:
+    from admin.api import AccountError, create_user
+    from server.db import Database
+
+    async def add() -> str:
+        db = Database(config.database_url)
+        try:
+            async with db.session() as session, session.begin():
+                _, password = await create_user(
+                    session, username=args.username, role=args.role, unit_id=args.unit,
+                    display_name=args.name or "", actor="cli",
+                    password=sys.stdin.readline().strip() if args.password_stdin else None)
+                return password
+        finally:
+            await db.dispose()
+
+    try:
+        password = asyncio.run(add())
+    except AccountError as exc:
+        print(f"govchat users add: {exc}", file=sys.stderr)
+        return 2
+    print(f"Created {args.role} account {args.username!r}.")
+    if not args.password_stdin:
+        print(f"One-time password (shown once, must be changed at first login): {password}")
+    return 0
+
+
+def cmd_kb_import(args, config) -> int:
+    from admin.api import audit
+    from knowledge_base import api as kb
+    from server.db import Database
+
+    try:
+        rows = kb.read_csv(Path(args.file))
+    except kb.ImportError_ as exc:
+        print(f"govchat kb import: {args.file} was rejected, nothing was imported:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        db = Database(config.database_url)
+        try:
+            async with db.session() as session, session.begin():
+                await kb.import_rows(session, rows, actor="cli", publish=args.publish)
+                audit(session, "cli", "kb.import", args.file, entries=len(rows), published=args.publish)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    print(f"Imported {len(rows)} entries{' and published them' if args.publish else ' as drafts'}.")
+    return 0
+
+
+def cmd_rasa_train(args, config) -> int:
+    from server.rasa_model import ensure_model
+
+    print(ensure_model(config, force=args.force))
+    return 0
+
+
+def cmd_pending(args, config) -> int:
+    print(f"govchat {args.command}: {PENDING[args.command]} is not built yet.", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="govchat", description="govchat citizen-service assistant")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve (and supervise Rasa) until Ctrl-C")
+    run.add_argument("--port", type=int, help="port to listen on (default GOVCHAT_PORT or 8080)")
+    run.add_argument("--no-rasa", action="store_true", help="do not start Rasa (use RASA_URL)")
+    run.set_defaults(func=cmd_run)
+
+    setup = sub.add_parser("setup", help="train the model if needed, migrate, load first-start content")
+    setup.add_argument("--no-train", action="store_true")
+    setup.set_defaults(func=cmd_setup)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply all migrations")
+    rev = db_sub.add_parser("revision", help="write a new migration from the models (developers)")
+    rev.add_argument("-m", "--message", required=True)
+    db.set_defaults(func=cmd_db)
+
+    users = sub.add_parser("users", help="staff accounts")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="create an account")
+    add.add_argument("username")
+    add.add_argument("--role", required=True,
+                     choices=["admin", "reviewer", "agent", "dispatcher", "unit_handler"])
+    add.add_argument("--unit", help="the unit id of a unit_handler")
+    add.add_argument("--name", help="display name")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of generating one")
+    add.set_defaults(func=cmd_users_add)
+
+    kb = sub.add_parser("kb", help="the Q&A base")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    imp = kb_sub.add_parser("import", help="import a CSV (id, question, similar_questions, answer, category, unit)")
+    imp.add_argument("file")
+    imp.add_argument("--publish", action="store_true", help="publish at once, approved by the importer")
+    imp.set_defaults(func=cmd_kb_import)
+
+    rasa = sub.add_parser("rasa", help="the Rasa model")
+    rasa_sub = rasa.add_subparsers(dest="rasa_command", required=True)
+    train = rasa_sub.add_parser("train", help="train the model if bot/rasa changed")
+    train.add_argument("--force", action="store_true")
+    train.set_defaults(func=cmd_rasa_train)
+
+    for name, what in PENDING.items():
+        sub.add_parser(name, help=f"{what} — not built yet").set_defaults(func=cmd_pending)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"govchat: configuration error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+    return args.func(args, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Configuration from environment variables, checked once at start-up.
+
+Every variable is listed in the README's configuration table; keep the two in step.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    # Both loopbacks by default: art. 11 asks for IPv6 beside IPv4.
+    hosts: tuple[str, ...] = ("127.0.0.1", "::1")
+    port: int = 8080
+    var_dir: Path = field(default=ROOT / "var")
+    # Rasa runs beside the server as a supervised child process.
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_port: int = 5005
+    rasa_manage: bool = True          # start and supervise Rasa from `govchat run`
+    rasa_venv: Path = field(default=ROOT / ".venv-rasa")
+    model_dir: Path = field(default=ROOT / "var" / "models")   # trained models, by content hash
+    rasa_timeout: float = 8.0         # seconds to wait for Rasa before apologising
+    # Rasa calls our action endpoint with this token; a managed Rasa gets a fresh one per run.
+    action_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Citizen input limits.
+    max_message_chars: int = 500
+    rate_limit_per_minute: int = 20
+    log_level: str = "INFO"
+
+    @property
+    def rasa_project(self) -> Path:
+        return ROOT / "bot" / "rasa"
+
+
+    def with_(self, **changes) -> "Config":
+        return replace(self, **changes)
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip().strip("[]") for h in raw.split(",") if h.strip())
+    if not hosts:
+        raise ConfigError("GOVCHAT_HOST must name at least one address")
+    return hosts
+
+
+def default_database_url(var_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{var_dir / 'govchat.db'}"
+
+
+def load_config(env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    var_dir = Path(env.get("GOVCHAT_VAR_DIR") or ROOT / "var").resolve()
+    rasa_port = _int(env, "RASA_PORT", 5005, minimum=1)
+    database_url = env.get("DATABASE_URL") or default_database_url(var_dir)
+    if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
+            f"got {database_url.split('://')[0]}://…"
+        )
+    return Config(
+        database_url=database_url,
+        hosts=_hosts(env.get("GOVCHAT_HOST") or "127.0.0.1,::1"),
+        port=_int(env, "GOVCHAT_PORT", 8080, minimum=1),
+        var_dir=var_dir,
+        rasa_url=(env.get("RASA_URL") or f"http://127.0.0.1:{rasa_port}").rstrip("/"),
+        rasa_port=rasa_port,
+        rasa_manage=(env.get("RASA_MANAGE", "1") not in ("0", "false", "no")),
+        rasa_venv=Path(env.get("RASA_VENV") or ROOT / ".venv-rasa"),
+        model_dir=Path(env.get("RASA_MODEL_DIR") or var_dir / "models").resolve(),
+        rasa_timeout=_float(env, "RASA_TIMEOUT", 8.0),
+        **({"action_token": env["GOVCHAT_ACTION_TOKEN"]} if env.get("GOVCHAT_ACTION_TOKEN") else {}),
+        max_message_chars=_int(env, "GOVCHAT_MAX_MESSAGE_CHARS", 500, minimum=1),
+        rate_limit_per_minute=_int(env, "GOVCHAT_RATE_LIMIT", 20, minimum=1),
+        log_level=(env.get("GOVCHAT_LOG_LEVEL") or "INFO").upper(),
+    )

@@ -1,0 +1,183 @@
+"""The whole service as a citizen meets it: `govchat run` with real Rasa, on SQLite and PostgreSQL.
+
+Tests in this module share one running service and run in file order; the last one stops it
+with Ctrl-C.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import uuid
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import Message
+from casework.models import Case, Event
+from server.db import Database
+from tests.conftest import reset_schema
+from tests.e2e import Chat, pid_alive, start_service, stop_service, wait_healthy
+
+pytestmark = pytest.mark.e2e
+CASE_NO = re.compile(r"ZJ\d{8}-\d{4}")
+
+
+@pytest.fixture(scope="module")
+async def service(db_url, tmp_path_factory):
+    await reset_schema(db_url)
+    svc = start_service(db_url, tmp_path_factory.mktemp("var"))
+    try:
+        svc.health = await wait_healthy(svc)
+        yield svc
+    finally:
+        if svc.proc.poll() is None:
+            stop_service(svc)
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def database(service):
+    db = Database(service.database_url)
+    yield db
+    await db.dispose()
+
+
+def citizen(http, service) -> Chat:
+    return Chat(http, service.url, f"web-{uuid.uuid4().hex[:16]}")
+
+
+async def test_health_reports_every_part_and_serves_ipv6(service, http):
+    assert service.health["database"] == "ok"
+    assert service.health["rasa"] == "ok"
+    assert service.health["knowledge_base"]["entries"] >= 150
+    async with http.get(f"http://[::1]:{service.port}/healthz") as resp:
+        assert resp.status == 200
+
+
+async def test_chat_page_is_served(service, http):
+    async with http.get(service.url + "/") as resp:
+        page = await resp.text()
+    assert resp.status == 200 and 'lang="zh-CN"' in page and "chat-input" in page
+
+
+async def test_greeting(service, http):
+    data = await citizen(http, service).send("你好")
+    assert data["status"] == "bot"
+    assert "您好" in data["replies"][0]["text"]
+
+
+async def test_consultation_is_answered_from_the_published_qa_base(service, http, database):
+    chat = citizen(http, service)
+    data = await chat.send("社保卡丢了怎么补办")
+    reply = data["replies"][0]
+    assert reply["kind"] == "answer" and reply["qa_id"] == "SB-001"
+    async with database.session() as session:
+        inbound = await session.scalar(select(Message).where(Message.external_id == f"{chat.sender}-1"))
+        out = (await session.scalars(select(Message).where(Message.in_reply_to_id == inbound.id))).all()
+    assert inbound.status == "answered"
+    assert [m.source_ref for m in out] == ["qa:SB-001@1"]
+    assert out[0].latency_ms is not None and out[0].latency_ms >= 0
+
+
+async def test_complaint_is_taken_and_can_be_followed(service, http, database):
+    chat = citizen(http, service)
+    start = await chat.send("我要投诉楼下饭店油烟太大")
+    assert start["replies"][-1]["kind"] == "form"
+    assert "楼下饭店油烟太大" in start["replies"][-1]["text"]   # read back for confirmation
+    done = await chat.send("是的")
+    case_no = done["replies"][-1]["case_no"]
+    assert done["replies"][-1]["kind"] == "case" and CASE_NO.fullmatch(case_no)
+    async with database.session() as session:
+        case = await session.scalar(select(Case).where(Case.number == case_no))
+    assert case.description == "楼下饭店油烟太大" and case.case_type == "complaint"
+
+    progress = await chat.send(f"帮我查一下{case_no}的进度")
+    assert case_no in progress["replies"][0]["text"] and "已受理" in progress["replies"][0]["text"]
+
+
+async def test_complaint_can_be_described_then_cancelled(service, http, database):
+    chat = citizen(http, service)
+    ask = await chat.send("我要投诉")
+    assert ask["replies"][-1]["kind"] == "form" and "描述" in ask["replies"][-1]["text"]
+    confirm = await chat.send("小区门口的路灯坏了一个多月了一直没人来修")
+    assert "路灯坏了" in confirm["replies"][-1]["text"]
+    cancelled = await chat.send("不对，算了不提交了")
+    assert "没有提交" in cancelled["replies"][-1]["text"] or "取消" in cancelled["replies"][-1]["text"]
+    async with database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Case).where(
+            Case.description.like("%路灯坏了%"))) == 0
+
+
+async def test_handoff_silences_the_bot(service, http, database):
+    chat = citizen(http, service)
+    handoff = await chat.send("转人工")
+    assert handoff["replies"][0]["kind"] == "handoff" and handoff["status"] == "with_staff"
+    after = await chat.send("你好，有人吗")
+    assert after == {"replies": [], "status": "with_staff"}
+    async with database.session() as session:
+        queued = await session.scalar(select(Message).where(Message.external_id == f"{chat.sender}-2"))
+        handoffs = await session.scalar(select(func.count()).select_from(Event).where(
+            Event.name == "handoff_requested", Event.conversation_id == queued.conversation_id))
+    assert queued.status == "queued_for_staff" and queued.text == "你好，有人吗"
+    assert handoffs == 1
+
+
+async def test_a_retried_message_is_answered_once_with_the_same_reply(service, http, database):
+    chat = citizen(http, service)
+    first, second = await asyncio.gather(chat.send("公积金怎么提取", message_id="dup-" + chat.sender),
+                                         chat.send("公积金怎么提取", message_id="dup-" + chat.sender))
+    assert first["replies"] == second["replies"] and first["replies"]
+    async with database.session() as session:
+        inbound = (await session.scalars(select(Message).where(
+            Message.external_id == "dup-" + chat.sender))).all()
+        replies = await session.scalar(select(func.count()).select_from(Message).where(
+            Message.in_reply_to_id == inbound[0].id))
+    assert len(inbound) == 1 and replies == len(first["replies"])
+
+
+async def test_bad_input_gets_a_clear_chinese_error(service, http):
+    chat = citizen(http, service)
+    assert "为空" in (await chat.send("   ", expect=400))["error"]
+    assert "太长" in (await chat.send("问" * 501, expect=413))["error"]
+    async with http.post(service.url + "/api/chat", data="not json",
+                         headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400 and "格式" in (await resp.json())["error"]
+
+
+async def test_rasa_down_gets_an_apology_and_the_supervisor_brings_it_back(service, http, database):
+    async with http.get(service.url + "/healthz") as resp:
+        before = (await resp.json())["rasa_process"]
+    os.kill(before["pid"], signal.SIGKILL)
+    chat = citizen(http, service)
+    data = await chat.send("医保怎么报销")
+    assert data["replies"][0]["kind"] == "handoff" and "抱歉" in data["replies"][0]["text"]
+    assert data["status"] == "with_staff"
+    async with database.session() as session:
+        stored = await session.scalar(select(Message).where(Message.external_id == f"{chat.sender}-1"))
+    assert stored.text == "医保怎么报销" and stored.status == "queued_for_staff"
+
+    health = await wait_healthy(service)
+    assert health["rasa_process"]["restarts"] == before["restarts"] + 1
+    assert health["rasa_process"]["pid"] != before["pid"]
+    # The bot serves again, also for the citizen it had to apologise to.
+    again = await chat.send("你好")
+    assert again["status"] == "bot" and "您好" in again["replies"][0]["text"]
+
+
+async def test_ctrl_c_stops_the_server_and_rasa(service, http):
+    async with http.get(service.url + "/healthz") as resp:
+        rasa_pid = (await resp.json())["rasa_process"]["pid"]
+    assert stop_service(service) == 0
+    for _ in range(50):
+        if not pid_alive(rasa_pid):
+            break
+        await asyncio.sleep(0.2)
+    assert not pid_alive(rasa_pid), "Rasa outlived the server"
