@@ -78,6 +78,9 @@ class Database:
     """The engine and session factory the whole app shares."""
 
     def __init__(self, url: str) -> None:
+        # Every package's tables must be known before the first query resolves foreign keys.
+        import server.models  # noqa: F401  (imports the packages, which import this module)
+
         self.url = url
         self.engine = make_engine(url)
         self.session = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)

@@ -1,0 +1,61 @@
+"""The govchat command line, run as an operator runs it."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from admin.api import verify_password
+from admin.models import AuditEntry, User
+
+GOVCHAT = str(Path(sys.executable).parent / "govchat")
+
+
+def govchat(db_url, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([GOVCHAT, *args], input=stdin, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "DATABASE_URL": db_url}, timeout=120)
+
+
+async def test_users_add_prints_a_one_time_password_that_works(db):
+    result = govchat(db.url, "users", "add", "wang.li", "--role", "reviewer", "--name", "王丽")
+    assert result.returncode == 0, result.stderr
+    password = result.stdout.strip().split(": ")[-1]
+    async with db.session() as session:
+        user = await session.scalar(select(User).where(User.username == "wang.li"))
+        audit = await session.scalar(select(AuditEntry).where(AuditEntry.target == "wang.li"))
+    assert user.role == "reviewer" and user.must_change_password
+    assert verify_password(user, password) and not verify_password(user, password + "x")
+    assert audit.action == "user.create" and audit.actor == "cli"
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["users", "add", "zhang", "--role", "agent", "--password-stdin"], "short1\n", "at least 10"),
+    (["users", "add", "zhang", "--role", "agent", "--password-stdin"], "onlyletterslong\n", "letters and digits"),
+    (["users", "add", "zhang", "--role", "unit_handler"], None, "needs --unit"),
+    (["users", "add", "bad name", "--role", "agent"], None, "username"),
+])
+async def test_users_add_refuses_bad_requests_in_plain_words(db, args, stdin, message):
+    result = govchat(db.url, *args, stdin=stdin)
+    assert result.returncode == 2 and message in result.stderr
+    async with db.session() as session:
+        assert await session.scalar(select(User)) is None
+
+
+async def test_kb_import_rejects_a_bad_file_whole(db, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,question,similar_questions,answer,category,unit\nX-1,问题,,,社保,人社局\n",
+                   encoding="utf-8")
+    result = govchat(db.url, "kb", "import", str(bad), "--publish")
+    assert result.returncode == 2
+    assert "nothing was imported" in result.stderr and "row 2, column answer: empty" in result.stderr
+
+
+def test_pending_groups_say_they_are_not_built_yet(db_url):
+    result = govchat(db_url, "wechat")
+    assert result.returncode == 2 and "not built yet" in result.stderr
+
+
+def test_a_bad_database_url_is_a_clear_configuration_error():
+    result = govchat("mysql://x", "db", "upgrade")
+    assert result.returncode == 2 and "DATABASE_URL must start with" in result.stderr
