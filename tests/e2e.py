@@ -113,3 +113,8 @@ class Chat:
             data = await resp.json()
             assert resp.status == expect, (resp.status, data)
             return data
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import uuid
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,7 +20,7 @@ from bot.models import Message
 from casework.models import Case, Event
 from server.db import Database
 from tests.conftest import reset_schema
-from tests.e2e import Chat, pid_alive, start_service, stop_service, wait_healthy
+from tests.e2e import CHROMIUM, CHROMIUM_ARGS, Chat, pid_alive, start_service, stop_service, wait_healthy
 
 pytestmark = pytest.mark.e2e
 CASE_NO = re.compile(r"ZJ\d{8}-\d{4}")
@@ -170,6 +171,33 @@ async def test_rasa_down_gets_an_apology_and_the_supervisor_brings_it_back(servi
     # The bot serves again, also for the citizen it had to apologise to.
     again = await chat.send("你好")
     assert again["status"] == "bot" and "您好" in again["replies"][0]["text"]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+async def test_a_citizen_asks_on_the_chat_page_in_a_real_browser(service):
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 390, "height": 844})
+            await page.goto(service.url + "/")
+            box = page.locator("#chat-input")
+            # Reachable by its label, as a screen reader user finds it.
+            assert await page.get_by_label(re.compile("输入|消息|问题")).count() >= 1
+            await box.fill("社保卡丢了怎么补办")
+            await box.press("Enter")
+            answer = page.locator('.msg-bot[data-kind="answer"]')
+            await answer.first.wait_for(timeout=30000)
+            assert "社保" in await answer.first.inner_text()
+            assert await page.locator(".msg-user").last.inner_text() == "社保卡丢了怎么补办"
+
+            await box.fill("转人工")
+            await page.locator("#chat-send").click()
+            await page.locator('.msg-bot[data-kind="handoff"]').first.wait_for(timeout=30000)
+            assert await page.get_by_text("已转人工客服").count() >= 1
+        finally:
+            await browser.close()
 
 
 async def test_ctrl_c_stops_the_server_and_rasa(service, http):
