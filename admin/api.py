@@ -76,6 +76,10 @@ async def create_user(
     return user, password
 
 
+async def has_audit(session: AsyncSession, action: str) -> bool:
+    return await session.scalar(select(AuditEntry.id).where(AuditEntry.action == action).limit(1)) is not None
+
+
 async def count_admins(session: AsyncSession) -> int:
     return await session.scalar(
         select(func.count()).select_from(User).where(User.role == "admin", User.active)) or 0

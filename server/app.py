@@ -15,7 +15,7 @@ from knowledge_base.api import KnowledgeBase
 from server.appkeys import CONFIG, DB, EXECUTOR, GATEWAY, KB, RASA, SUPERVISOR
 from server.config import Config
 from server.db import Database
-from server.errors import error_middleware
+from server.errors import error_middleware, security_headers
 from server.routes import setup_routes as server_routes
 from server.supervisor import RasaSupervisor
 
@@ -62,7 +62,7 @@ async def _rasa_process(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024)
     app[CONFIG] = config
     app.cleanup_ctx.extend([_database, _knowledge_base, _bot])
     if config.rasa_manage:

@@ -6,11 +6,18 @@ from casework import api as casework
 from knowledge_base import api as kb
 from server.db import Database
 
+DEMO_LOADED = "demo.load"
+
 
 async def load_demo_content(db: Database) -> list[str]:
-    """Load the bundled units, categories and Q&A base into an empty database."""
+    """Load the bundled units, categories and Q&A base, once in the database's life.
+
+    The audit log remembers that it happened, so content an admin later removes stays removed.
+    """
     loaded = []
     async with db.session() as session, session.begin():
+        if await admin_api.has_audit(session, DEMO_LOADED):
+            return loaded
         if await casework.count_units(session) == 0:
             n = await casework.import_units(session, casework.DEMO / "units.csv")
             c = await casework.import_categories(session, casework.DEMO / "categories.csv")
@@ -21,6 +28,7 @@ async def load_demo_content(db: Database) -> list[str]:
             admin_api.audit(session, "system", "kb.import", str(kb.DEMO_QA.name),
                             entries=len(rows), published=True)
             loaded.append(f"{len(rows)} Q&A entries")
+        admin_api.audit(session, "system", DEMO_LOADED, content="; ".join(loaded))
     return loaded
 
 

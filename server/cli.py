@@ -36,8 +36,9 @@ def _prepare(config, train: bool = True) -> None:
     async def first_start() -> None:
         db = Database(config.database_url)
         try:
-            for what in await bootstrap.load_demo_content(db):
-                print(f"Loaded demo content: {what}")
+            if config.load_demo:
+                for what in await bootstrap.load_demo_content(db):
+                    print(f"Loaded demo content: {what}")
             password = await bootstrap.ensure_admin(db)
         finally:
             await db.dispose()

@@ -62,6 +62,7 @@ class Config:
     max_message_chars: int = 500
     rate_limit_per_minute: int = 20
     log_level: str = "INFO"
+    load_demo: bool = True            # bundled demo Q&A, units and categories on first start
 
     @property
     def rasa_project(self) -> Path:
@@ -100,7 +101,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         var_dir=var_dir,
         rasa_url=(env.get("RASA_URL") or f"http://127.0.0.1:{rasa_port}").rstrip("/"),
         rasa_port=rasa_port,
-        rasa_manage=(env.get("RASA_MANAGE", "1") not in ("0", "false", "no")),
+        rasa_manage=env.get("RASA_MANAGE", "1") not in ("0", "false", "no"),
         rasa_venv=Path(env.get("RASA_VENV") or ROOT / ".venv-rasa"),
         model_dir=Path(env.get("RASA_MODEL_DIR") or var_dir / "models").resolve(),
         rasa_timeout=_float(env, "RASA_TIMEOUT", 8.0),
@@ -108,4 +109,5 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         max_message_chars=_int(env, "GOVCHAT_MAX_MESSAGE_CHARS", 500, minimum=1),
         rate_limit_per_minute=_int(env, "GOVCHAT_RATE_LIMIT", 20, minimum=1),
         log_level=(env.get("GOVCHAT_LOG_LEVEL") or "INFO").upper(),
+        load_demo=env.get("GOVCHAT_DEMO_CONTENT", "1") not in ("0", "false", "no"),
     )

@@ -106,3 +106,14 @@ async def test_health_names_what_is_down(client):
     assert resp.status == 503
     assert body["database"] == "ok" and body["server"] == "ok"
     assert body["rasa"].startswith("unreachable")
+
+
+async def test_the_chat_page_loads_only_its_own_files(client):
+    resp = await client.get("/")
+    page = await resp.text()
+    assert resp.status == 200 and 'lang="zh-CN"' in page
+    assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    for asset in ("/static/webchat/chat.js", "/static/webchat/chat.css"):
+        assert asset in page
+        assert (await client.get(asset)).status == 200

@@ -12,9 +12,9 @@ from admin.models import AuditEntry, User
 GOVCHAT = str(Path(sys.executable).parent / "govchat")
 
 
-def govchat(db_url, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+def govchat(db_url, *args, stdin: str | None = None, **env) -> subprocess.CompletedProcess:
     return subprocess.run([GOVCHAT, *args], input=stdin, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "DATABASE_URL": db_url}, timeout=120)
+                          env={"PATH": "/usr/bin:/bin", "DATABASE_URL": db_url, **env}, timeout=300)
 
 
 async def test_users_add_prints_a_one_time_password_that_works(db):
@@ -59,3 +59,14 @@ def test_pending_groups_say_they_are_not_built_yet(db_url):
 def test_a_bad_database_url_is_a_clear_configuration_error():
     result = govchat("mysql://x", "db", "upgrade")
     assert result.returncode == 2 and "DATABASE_URL must start with" in result.stderr
+
+
+async def test_setup_loads_the_demo_once_and_creates_one_admin(db, tmp_path):
+    first = govchat(db.url, "setup", "--no-train", GOVCHAT_VAR_DIR=str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert "Q&A entries" in first.stdout and first.stdout.count("password:") == 1
+    second = govchat(db.url, "setup", "--no-train", GOVCHAT_VAR_DIR=str(tmp_path))
+    assert second.returncode == 0 and "password" not in second.stdout and "Loaded" not in second.stdout
+    async with db.session() as session:
+        admins = (await session.scalars(select(User).where(User.role == "admin"))).all()
+    assert [a.username for a in admins] == ["admin"] and admins[0].must_change_password
