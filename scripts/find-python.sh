@@ -24,12 +24,12 @@ for name in $names; do
     command -v "$name"; exit 0
   fi
 done
-if command -v pyenv >/dev/null 2>&1; then
-  for version in $(pyenv versions --bare 2>/dev/null | sort -rV); do
-    candidate="$(pyenv root)/versions/$version/bin/python"
-    if [ -x "$candidate" ] && works "$candidate"; then echo "$candidate"; exit 0; fi
-  done
-fi
+# pyenv's versions, also when only its shims (not the pyenv command) are on PATH.
+pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
+command -v pyenv >/dev/null 2>&1 && pyenv_root="$(pyenv root)"
+for candidate in $(ls -d "$pyenv_root"/versions/*/bin/python 2>/dev/null | sort -rV); do
+  if works "$candidate"; then echo "$candidate"; exit 0; fi
+done
 if command -v uv >/dev/null 2>&1; then
   candidate=$(uv python find "${want%+}" 2>/dev/null)
   if [ -n "$candidate" ] && works "$candidate"; then echo "$candidate"; exit 0; fi
