@@ -115,6 +115,9 @@ class Gateway:
     async def handle(self, inbound: Inbound) -> Outcome:
         inbound.text = self.check_text(inbound.text)
         conv = await api.open_conversation(self.db, inbound.channel, inbound.account, inbound.sender)
+        # A retry is answered from what is stored, before the rate limit could refuse it.
+        if inbound.external_id and await self._stored(inbound) is not None:
+            return await self._replay(inbound)
         await self._check_rate(conv.id, inbound.received_at)
         message_id = await self._persist_inbound(conv, inbound)
         if message_id is None:
@@ -168,14 +171,19 @@ class Gateway:
                 raise
             return None
 
+    async def _stored(self, inbound: Inbound) -> Message | None:
+        """The stored message with this channel message id, if any."""
+        async with self.db.session() as session:
+            return await session.scalar(select(Message).where(
+                Message.channel == inbound.channel, Message.account == inbound.account,
+                Message.external_id == inbound.external_id))
+
     async def _replay(self, inbound: Inbound, wait: float = 10.0) -> Outcome:
         """A retry of a message we already have: wait for its replies, send the same ones."""
         deadline = asyncio.get_running_loop().time() + wait
         while True:
+            first = await self._stored(inbound)
             async with self.db.session() as session:
-                first = await session.scalar(select(Message).where(
-                    Message.channel == inbound.channel, Message.account == inbound.account,
-                    Message.external_id == inbound.external_id))
                 conv = await session.get(Conversation, first.conversation_id)
                 if first.status != RECEIVED or asyncio.get_running_loop().time() > deadline:
                     rows = await session.scalars(select(Message).where(

@@ -20,7 +20,8 @@ PENDING = {
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for noisy in ("aiohttp.access", "alembic", "rasa_sdk"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _prepare(config, train: bool = True) -> None:

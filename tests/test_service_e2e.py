@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from bot.models import Message
 from casework.models import Case, Event
+from knowledge_base.api import DEMO_QA, read_csv
 from server.db import Database
 from tests.conftest import reset_schema
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS, Chat, pid_alive, start_service, stop_service, wait_healthy
@@ -86,6 +87,16 @@ async def test_consultation_is_answered_from_the_published_qa_base(service, http
     assert inbound.status == "answered"
     assert [m.source_ref for m in out] == ["qa:SB-001@1"]
     assert out[0].latency_ms is not None and out[0].latency_ms >= 0
+
+
+async def test_an_ambiguous_question_is_clarified_and_the_citizen_picks_by_number(service, http):
+    chat = citizen(http, service)
+    clarify = (await chat.send("居住证"))["replies"][0]
+    assert clarify["kind"] == "clarify" and len(clarify["options"]) >= 2
+    picked = (await chat.send("2"))["replies"][0]
+    questions = {row.id: row.question for row in read_csv(DEMO_QA)}
+    assert picked["kind"] == "answer"
+    assert questions[picked["qa_id"]] == clarify["options"][1]["title"]
 
 
 async def test_complaint_is_taken_and_can_be_followed(service, http, database):

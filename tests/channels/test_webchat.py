@@ -117,3 +117,10 @@ async def test_the_chat_page_loads_only_its_own_files(client):
     for asset in ("/static/webchat/chat.js", "/static/webchat/chat.css"):
         assert asset in page
         assert (await client.get(asset)).status == 200
+
+
+async def test_a_retry_is_replayed_even_at_the_rate_limit(client):
+    first = await post(client, 200, sender="web-g", text="问题0", message_id="g-0")
+    for i in range(1, 5):
+        await post(client, 200, sender="web-g", text=f"问题{i}", message_id=f"g-{i}")
+    assert await post(client, 200, sender="web-g", text="问题0", message_id="g-0") == first
