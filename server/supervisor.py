@@ -48,8 +48,11 @@ class RasaSupervisor:
     def _write_files(self) -> tuple[Path, Path]:
         self.work.mkdir(parents=True, exist_ok=True)
         endpoints = self.work / "endpoints.yml"
-        endpoints.write_text(yaml.safe_dump(
-            {"action_endpoint": {"url": self.action_url, "token": self.config.action_token}}))
+        endpoints.write_text(yaml.safe_dump({
+            "action_endpoint": {"url": self.action_url, "token": self.config.action_token},
+            # Conversation state on disk: a citizen half-way through a form survives a restart.
+            "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(self.work / "tracker.db")},
+        }))
         credentials = self.work / "credentials.yml"
         credentials.write_text("rest: {}\n")
         return endpoints, credentials

@@ -184,6 +184,18 @@ async def test_rasa_down_gets_an_apology_and_the_supervisor_brings_it_back(servi
     assert again["status"] == "bot" and "您好" in again["replies"][0]["text"]
 
 
+async def test_a_form_half_filled_survives_a_rasa_restart(service, http):
+    chat = citizen(http, service)
+    start = await chat.send("我要举报有人在河边偷倒建筑垃圾")
+    assert start["replies"][-1]["kind"] == "form"
+    async with http.get(service.url + "/healthz") as resp:
+        os.kill((await resp.json())["rasa_process"]["pid"], signal.SIGKILL)
+    await asyncio.sleep(1)
+    await wait_healthy(service)
+    done = await chat.send("确认提交")
+    assert done["replies"][-1]["kind"] == "case" and "举报" in done["replies"][-1]["text"]
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 async def test_a_citizen_asks_on_the_chat_page_in_a_real_browser(service):
     from playwright.async_api import async_playwright
