@@ -16,29 +16,17 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _number(env: dict[str, str], name: str, default, cast=int, minimum=0):
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        kind = "a whole number" if cast is int else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
     return value
 
 
@@ -87,7 +75,7 @@ def default_database_url(var_dir: Path) -> str:
 def load_config(env: dict[str, str] | None = None) -> Config:
     env = dict(os.environ if env is None else env)
     var_dir = Path(env.get("GOVCHAT_VAR_DIR") or ROOT / "var").resolve()
-    rasa_port = _int(env, "RASA_PORT", 5005, minimum=1)
+    rasa_port = _number(env, "RASA_PORT", 5005, minimum=1)
     database_url = env.get("DATABASE_URL") or default_database_url(var_dir)
     if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ConfigError(
@@ -97,17 +85,17 @@ def load_config(env: dict[str, str] | None = None) -> Config:
     return Config(
         database_url=database_url,
         hosts=_hosts(env.get("GOVCHAT_HOST") or "127.0.0.1,::1"),
-        port=_int(env, "GOVCHAT_PORT", 8080, minimum=1),
+        port=_number(env, "GOVCHAT_PORT", 8080, minimum=1),
         var_dir=var_dir,
         rasa_url=(env.get("RASA_URL") or f"http://127.0.0.1:{rasa_port}").rstrip("/"),
         rasa_port=rasa_port,
         rasa_manage=env.get("RASA_MANAGE", "1") not in ("0", "false", "no"),
         rasa_venv=Path(env.get("RASA_VENV") or ROOT / ".venv-rasa"),
         model_dir=Path(env.get("RASA_MODEL_DIR") or var_dir / "models").resolve(),
-        rasa_timeout=_float(env, "RASA_TIMEOUT", 8.0),
+        rasa_timeout=_number(env, "RASA_TIMEOUT", 8.0, cast=float, minimum=0.1),
         **({"action_token": env["GOVCHAT_ACTION_TOKEN"]} if env.get("GOVCHAT_ACTION_TOKEN") else {}),
-        max_message_chars=_int(env, "GOVCHAT_MAX_MESSAGE_CHARS", 500, minimum=1),
-        rate_limit_per_minute=_int(env, "GOVCHAT_RATE_LIMIT", 20, minimum=1),
+        max_message_chars=_number(env, "GOVCHAT_MAX_MESSAGE_CHARS", 500, minimum=1),
+        rate_limit_per_minute=_number(env, "GOVCHAT_RATE_LIMIT", 20, minimum=1),
         log_level=(env.get("GOVCHAT_LOG_LEVEL") or "INFO").upper(),
         load_demo=env.get("GOVCHAT_DEMO_CONTENT", "1") not in ("0", "false", "no"),
     )

@@ -20,6 +20,13 @@ class Services:
     kb: KnowledgeBase
 
 
+class ServiceAction(Action):
+    """An action that calls the database or the Q&A base through `Services`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+
 def utter(dispatcher, kind: str, text: str, **fields) -> None:
     """Send one reply with its kind; the gateway turns this into a `Reply`."""
     dispatcher.utter_message(json_message={"kind": kind, "text": text, **fields})

@@ -11,7 +11,7 @@ from datetime import timedelta, timezone
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 
-from bot.actions import Services, conversation_id, utter
+from bot.actions import ServiceAction, conversation_id, utter
 from casework import api as casework
 from server.db import utcnow
 
@@ -71,10 +71,7 @@ class ActionAskCaseConfirm(Action):
         return []
 
 
-class ActionSubmitCase(Action):
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
+class ActionSubmitCase(ServiceAction):
     def name(self) -> str:
         return "action_submit_case"
 
@@ -103,10 +100,7 @@ class ActionCancelCase(Action):
         return _RESET
 
 
-class ActionQueryCase(Action):
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
+class ActionQueryCase(ServiceAction):
     def name(self) -> str:
         return "action_query_case"
 

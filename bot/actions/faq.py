@@ -1,10 +1,10 @@
 """Answer a consultation from the published Q&A base: answer, clarify, or say so honestly."""
 from __future__ import annotations
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 
-from bot.actions import Services, conversation_id, utter
+from bot.actions import ServiceAction, conversation_id, utter
 from casework import events
 from knowledge_base.search import ANSWER, CLARIFY, PublishedQA
 
@@ -17,10 +17,7 @@ def answer_fields(qa: PublishedQA) -> dict:
     return {"text": text, "qa_id": qa.entry_id, "source_ref": f"qa:{qa.entry_id}@{qa.version}"}
 
 
-class ActionAnswerQuestion(Action):
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
+class ActionAnswerQuestion(ServiceAction):
     def name(self) -> str:
         return "action_answer_question"
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import re
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 
 from bot import api
-from bot.actions import Services, conversation_id, utter
+from bot.actions import ServiceAction, conversation_id, utter
 from casework import events
 
 HANDOFF_TEXT = "好的，正在为您转接人工客服，请稍候。工作人员会在这里直接回复您，期间智能助手不再自动回复。"
@@ -30,10 +30,7 @@ def rating_score(text: str) -> int | None:
     return None
 
 
-class ActionHandoff(Action):
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
+class ActionHandoff(ServiceAction):
     def name(self) -> str:
         return "action_handoff"
 
@@ -45,10 +42,7 @@ class ActionHandoff(Action):
         return []
 
 
-class ActionRate(Action):
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
+class ActionRate(ServiceAction):
     def name(self) -> str:
         return "action_rate"
 
