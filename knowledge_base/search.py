@@ -1,20 +1,26 @@
 """The Q&A search: match a citizen's question against published entries and decide.
 
-First version (foundation issue): IDF-weighted token overlap over jieba words and character
-bigrams, across each entry's canonical and similar questions. The knowledge-base issue adds the
-dense embedding index and fusion; the decision interface stays.
+Hybrid: a dense sentence-embedding index (faiss, inner product of normalised vectors) and BM25
+over jieba words and character bigrams, both over each entry's canonical and similar questions.
+The two scores are fused linearly into one calibrated 0..1 score per entry (the weight and the
+decision thresholds are measured: docs/kb.md); an entry scores as its best-matching question.
 """
 from __future__ import annotations
 
-import math
-from collections import Counter
+import re
 from dataclasses import dataclass
 
+import numpy as np
+
+from knowledge_base.embeddings import Embedder
+from knowledge_base.lexical import BM25
 from knowledge_base.text import tokens
 
 ANSWER = "answer"
 CLARIFY = "clarify"
-NO_ANSWER = "no_answer"
+NO_ANSWER = "none"
+_LATIN = re.compile(r"[A-Za-z]")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -30,17 +36,21 @@ class PublishedQA:
     category: str = ""
     unit: str = ""
 
+    @property
+    def questions(self) -> tuple[str, ...]:
+        return (self.question, *self.similar_questions)
+
 
 @dataclass(frozen=True)
 class Hit:
     qa: PublishedQA
-    score: float             # 0..1
+    score: float             # 0..1, fused
     matched: str             # the question text that matched best
 
 
 @dataclass(frozen=True)
 class Decision:
-    kind: str                # answer, clarify or no_answer
+    kind: str                # answer, clarify or none
     hits: tuple[Hit, ...]    # best first; for clarify, the candidates to offer
 
     @property
@@ -56,55 +66,106 @@ class Thresholds:
     candidates: int = 3
 
 
-class QAIndex:
-    """An immutable in-memory index over published versions; rebuild to change it."""
+def is_foreign(text: str) -> bool:
+    """Mostly Latin letters and no Chinese: lexical matching against Chinese cannot help."""
+    return bool(_LATIN.search(text)) and not _HAN.search(text)
 
-    def __init__(self, entries: list[PublishedQA], thresholds: Thresholds | None = None) -> None:
+
+class QAIndex:
+    """An immutable index over published versions; rebuild (or `with_entries`) to change it.
+
+    `embedder=None` gives a lexical-only index (no model needed).
+    """
+
+    def __init__(self, entries: list[PublishedQA], *, embedder: Embedder | None = None,
+                 dense_weight: float = 0.6, thresholds: Thresholds | None = None,
+                 vectors: np.ndarray | None = None) -> None:
         self.thresholds = thresholds or Thresholds()
+        self.embedder = embedder
+        self.dense_weight = dense_weight if embedder is not None else 0.0
         self.entries = {qa.entry_id: qa for qa in entries}
-        self._docs: list[tuple[PublishedQA, str, Counter]] = []
-        df: Counter = Counter()
-        for qa in entries:
-            for question in (qa.question, *qa.similar_questions):
-                bag = Counter(tokens(question))
-                if bag:
-                    self._docs.append((qa, question, bag))
-                    df.update(bag.keys())
-        n = max(len(self._docs), 1)
-        self._idf = {t: math.log(1 + n / c) for t, c in df.items()}
-        self._unseen_idf = math.log(1 + n)
+        self._qa = list(entries)
+        self._doc_entry: list[int] = []
+        self._doc_text: list[str] = []
+        for i, qa in enumerate(entries):
+            for question in qa.questions:
+                self._doc_entry.append(i)
+                self._doc_text.append(question)
+        self._doc_entry_arr = np.asarray(self._doc_entry, dtype=np.int64)
+        self._bm25 = BM25([tokens(t) for t in self._doc_text])
+        self._dense = None
+        if embedder is not None and self._doc_text:
+            import faiss
+
+            if vectors is None:
+                vectors = encode_in_batches(embedder.passages, self._doc_text)
+            self._dense = faiss.IndexFlatIP(vectors.shape[1])
+            self._dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
+            self.vectors = vectors
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _weight(self, bag: Counter) -> float:
-        return sum(self._idf.get(t, self._unseen_idf) for t in bag)
+    def component_scores(self, query: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Lexical and dense (cosine) score of every indexed question; dense is None without
+        an embedder. Dense scores are exact for the dense top 200 and the lexical matches,
+        zero elsewhere."""
+        lexical = self._bm25.scores(tokens(query))
+        if self._dense is None:
+            return lexical, None
+        qv = self.embedder.queries([query])
+        dense = np.zeros(len(self._doc_text), dtype=np.float32)
+        k = min(len(self._doc_text), 200)
+        sims, ids = self._dense.search(qv, k)
+        dense[ids[0]] = np.maximum(sims[0], 0)
+        # Lexical candidates the dense top-k missed still get their true cosine.
+        lex_top = np.flatnonzero(lexical > 0)
+        missing = np.setdiff1d(lex_top, ids[0], assume_unique=False)
+        if len(missing):
+            dense[missing] = np.maximum(self.vectors[missing] @ qv[0], 0)
+        return lexical, dense
+
+    def _doc_scores(self, query: str) -> np.ndarray:
+        """Fused score of every indexed question."""
+        lexical, dense = self.component_scores(query)
+        if dense is None:
+            return lexical
+        w = 1.0 if is_foreign(query) else self.dense_weight
+        return w * dense + (1 - w) * lexical
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """Best matching entries, one hit per entry, best first."""
-        qbag = Counter(tokens(query))
-        if not qbag:
+        if not self._doc_text or not query.strip():
             return []
-        qweight = self._weight(qbag)
-        best: dict[str, Hit] = {}
-        for qa, question, dbag in self._docs:
-            shared = qbag.keys() & dbag.keys()
-            if not shared:
+        scores = self._doc_scores(query)
+        order = np.argsort(-scores)
+        hits: list[Hit] = []
+        seen: set[int] = set()
+        for d in order:
+            if scores[d] <= 0 or len(hits) >= k:
+                break
+            entry = self._doc_entry[d]
+            if entry in seen:
                 continue
-            overlap = sum(self._idf[t] for t in shared)
-            # Weighted Dice: penalises both unmatched query words and unmatched entry words.
-            score = 2 * overlap / (qweight + self._weight(dbag))
-            if qa.entry_id not in best or score > best[qa.entry_id].score:
-                best[qa.entry_id] = Hit(qa, round(score, 4), question)
-        return sorted(best.values(), key=lambda h: -h.score)[:k]
+            seen.add(entry)
+            hits.append(Hit(self._qa[entry], round(float(scores[d]), 4), self._doc_text[d]))
+        return hits
 
     def decide(self, query: str) -> Decision:
         t = self.thresholds
         hits = self.search(query, k=max(t.candidates, 2))
-        if not hits or hits[0].score < t.clarify:
-            return Decision(NO_ANSWER, tuple(hits[:1]))
-        runner_up = hits[1].score if len(hits) > 1 else 0.0
-        if hits[0].score >= t.answer and hits[0].score - runner_up >= t.margin:
-            return Decision(ANSWER, (hits[0],))
-        offered = tuple(h for h in hits[: t.candidates] if h.score >= t.clarify)
-        return Decision(CLARIFY, offered)
+        return decide(hits, t)
+
+
+def decide(hits: list[Hit], t: Thresholds) -> Decision:
+    if not hits or hits[0].score < t.clarify:
+        return Decision(NO_ANSWER, tuple(hits[:1]))
+    runner_up = hits[1].score if len(hits) > 1 else 0.0
+    if hits[0].score >= t.answer and hits[0].score - runner_up >= t.margin:
+        return Decision(ANSWER, (hits[0],))
+    return Decision(CLARIFY, tuple(h for h in hits[: t.candidates] if h.score >= t.clarify))
+
+
+def encode_in_batches(encode, texts: list[str], batch: int = 256) -> np.ndarray:
+    parts = [encode(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+    return np.vstack(parts).astype(np.float32)

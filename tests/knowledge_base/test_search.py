@@ -45,6 +45,6 @@ def test_unrelated_questions_get_no_answer(index, query):
     assert index.decide(query).kind == NO_ANSWER
 
 
-def test_an_exact_canonical_question_scores_one(index):
+def test_an_exact_canonical_question_scores_near_one(index):
     hit = index.search("社保卡丢了怎么补办？", k=1)[0]
-    assert hit.qa.entry_id == "SB-001" and hit.score == 1.0
+    assert hit.qa.entry_id == "SB-001" and hit.score >= 0.95

@@ -1,0 +1,240 @@
+"""Q&A search benchmark: retrieval quality on real and project data, and speed at scale.
+
+    .venv/bin/python bench/kb_eval.py                 # everything (about 20 minutes on 2 cores)
+    .venv/bin/python bench/kb_eval.py --only demo     # one part: afqmc, policy, demo, weights, scale
+
+Prints tables; docs/kb.md records them. Reference data is read from ../shared/data (never copied).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+
+from knowledge_base.api import DEMO_QA, read_csv  # noqa: E402
+from knowledge_base.embeddings import make_embedder  # noqa: E402
+from knowledge_base.search import ANSWER, PublishedQA, QAIndex, Thresholds  # noqa: E402
+
+QUERIES = ROOT / "bench" / "data" / "demo_queries.csv"
+_embedders: dict = {}
+
+
+def embedder(name):
+    if name not in _embedders:
+        _embedders[name] = make_embedder(name)
+    return _embedders[name]
+
+
+# The methods compared: (label, embedder or None, dense weight, fusion)
+def methods(weight: float):
+    return [("BM25", None, 0.0, "linear"),
+            ("USE", "use", 1.0, "linear"), ("e5", "e5", 1.0, "linear"),
+            ("BM25+USE RRF", "use", 0.5, "rrf"), ("BM25+e5 RRF", "e5", 0.5, "rrf"),
+            (f"BM25+USE linear w={weight}", "use", weight, "linear"),
+            (f"BM25+e5 linear w={weight}", "e5", weight, "linear")]
+
+
+def ranked_entries(index: QAIndex, query: str, fusion: str, k: int = 5) -> list[str]:
+    if fusion == "linear":
+        return [h.qa.entry_id for h in index.search(query, k)]
+    lexical, dense = index.component_scores(query)
+    rrf = np.zeros_like(lexical)
+    for scores in (lexical, dense):
+        order = np.argsort(-scores)
+        ranks = np.empty(len(order))
+        ranks[order] = np.arange(1, len(order) + 1)
+        rrf += np.where(scores > 0, 1.0 / (60 + ranks), 0)
+    out: list[str] = []
+    for d in np.argsort(-rrf):
+        entry = index._qa[index._doc_entry[d]].entry_id
+        if entry not in out:
+            out.append(entry)
+        if len(out) == k:
+            break
+    return out
+
+
+def retrieval(entries, queries, label, emb, weight, fusion):
+    """queries: [(text, set of correct entry ids)] → R@1, R@5, MRR@5, seconds to build."""
+    t0 = time.perf_counter()
+    index = QAIndex(entries, embedder=embedder(emb) if emb else None, dense_weight=weight)
+    build = time.perf_counter() - t0
+    r1 = r5 = mrr = 0.0
+    for text, gold in queries:
+        ranked = ranked_entries(index, text, fusion)
+        for rank, entry in enumerate(ranked, start=1):
+            if entry in gold:
+                r1 += rank == 1
+                r5 += 1
+                mrr += 1 / rank
+                break
+    n = len(queries)
+    return [label, f"{r1 / n:.3f}", f"{r5 / n:.3f}", f"{mrr / n:.3f}", f"{build:.1f}"]
+
+
+def table(title, header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    print(f"\n{title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+    sys.stdout.flush()
+
+
+def afqmc(weight):
+    pairs = [r for r in csv.DictReader(open(DATA / "afqmc" / "dev.csv", encoding="utf-8")) if r["label"] == "1"]
+    ids: dict[str, str] = {}
+    entries = []
+    for r in pairs:
+        if r["sentence2"] not in ids:
+            ids[r["sentence2"]] = f"A{len(ids)}"
+            entries.append(PublishedQA(ids[r["sentence2"]], 0, 1, r["sentence2"], (), ""))
+    queries = [(r["sentence1"], {ids[r["sentence2"]]}) for r in pairs]
+    rows = [retrieval(entries, queries, *m) for m in methods(weight)]
+    table(f"AFQMC dev: {len(queries)} queries, {len(entries)} entries (KB = sentence2 of positive pairs)",
+          ["method", "R@1", "R@5", "MRR@5", "build s"], rows)
+
+
+def policy(weight):
+    rows_ = list(csv.reader(open(DATA / "ncpqa" / "policy_qa.tsv", encoding="utf-8"),
+                            delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    # Question → its own answer: the answers are what is indexed.
+    entries, queries, seen = [], [], {}
+    for row in rows_:
+        _id, _doc, question, answer = row[:4]
+        if answer not in seen:
+            seen[answer] = f"P{len(seen)}"
+            entries.append(PublishedQA(seen[answer], 0, 1, answer[:512], (), ""))
+        queries.append((question, {seen[answer]}))
+    rows = [retrieval(entries, queries, *m) for m in methods(weight) if m[3] == "linear"]
+    table(f"Policy Q&A: {len(queries)} questions → their answer among {len(entries)} answers",
+          ["method", "R@1", "R@5", "MRR@5", "build s"], rows)
+
+
+def demo_entries():
+    return [PublishedQA(r.id, n, 1, r.question, r.similar_questions, r.answer, r.category, r.unit)
+            for n, r in enumerate(read_csv(DEMO_QA))]
+
+
+def demo_queries():
+    return [(r["query"], r["expected_id"], r["kind"]) for r in csv.DictReader(open(QUERIES, encoding="utf-8"))]
+
+
+def decision_stats(index, queries, thresholds):
+    inscope = [q for q in queries if q[1]]
+    oos = [q for q in queries if not q[1]]
+    r1 = wrong = refused = 0
+    by_kind: dict[str, list[int]] = {}
+    for text, gold, kind in queries:
+        decision = index.decide(text) if thresholds is None else _decide(index, text, thresholds)
+        best = decision.best.qa.entry_id if decision.best else None
+        if gold:
+            hit = index.search(text, 1)
+            ok = bool(hit) and hit[0].qa.entry_id == gold
+            r1 += ok
+            by_kind.setdefault(kind, []).append(ok)
+            wrong += decision.kind == ANSWER and best != gold
+        else:
+            refused += decision.kind != ANSWER
+            wrong += decision.kind == ANSWER
+    return (r1 / len(inscope), wrong / len(queries), refused / max(len(oos), 1),
+            {k: sum(v) / len(v) for k, v in by_kind.items()})
+
+
+def _decide(index, text, thresholds):
+    from knowledge_base.search import decide
+    return decide(index.search(text, max(thresholds.candidates, 2)), thresholds)
+
+
+def demo(weight):
+    entries, queries = demo_entries(), demo_queries()
+    rows = []
+    for label, emb, w, fusion in methods(weight):
+        if fusion != "linear":
+            continue
+        index = QAIndex(entries, embedder=embedder(emb) if emb else None, dense_weight=w)
+        r1, wrong, refused, kinds = decision_stats(index, queries, None)
+        answered = sum(1 for t, g, k in queries if g and index.decide(t).kind == ANSWER) / sum(1 for q in queries if q[1])
+        rows.append([label, f"{r1:.3f}", f"{answered:.3f}", f"{wrong:.3f}", f"{refused:.3f}"]
+                    + [f"{kinds.get(k, 0):.2f}" for k in ("colloquial", "typo", "long", "short", "english")])
+    n_in = sum(1 for q in queries if q[1])
+    table(f"Demo base: {len(entries)} entries, {n_in} in-scope and {len(queries) - n_in} out-of-scope queries "
+          "(bench/data/demo_queries.csv), default thresholds",
+          ["method", "R@1", "answered", "wrong answer", "OOS refused", "colloquial", "typo", "long", "short", "english"], rows)
+
+
+def weights():
+    entries, queries = demo_entries(), demo_queries()
+    rows = []
+    for emb in ("use", "e5"):
+        for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+            index = QAIndex(entries, embedder=embedder(emb), dense_weight=w)
+            r1, *_ = decision_stats(index, [q for q in queries if q[1]], None)
+            rows.append([emb, w, f"{r1:.3f}"])
+    table("Dense weight sweep on the demo in-scope queries (R@1)", ["backend", "weight", "R@1"], rows)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scale(backend):
+    rng = random.Random(7)
+    base = demo_entries()
+    emb = embedder(backend)
+    rows = []
+    for size in (10_000, 100_000):
+        # Synthetic entries: demo questions with random service words and numbers mixed in.
+        words = [w for qa in base for w in qa.question.replace("？", "").split("怎么")]
+        entries = []
+        for i in range(size):
+            qa = base[i % len(base)]
+            noise = "".join(rng.choice(words) for _ in range(2))
+            entries.append(PublishedQA(f"S{i}", i, 1, f"{qa.question}{noise}{i}",
+                                       (f"{qa.similar_questions[0]}{rng.randint(1, 999)}",), qa.answer))
+        gc.collect()
+        t0 = time.perf_counter()
+        index = QAIndex(entries, embedder=emb, dense_weight=0.6)
+        build = time.perf_counter() - t0
+        queries = [rng.choice(q.similar_questions) for q in base for _ in range(2)][:300]
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            index.search(q, 5)
+            times.append((time.perf_counter() - t) * 1000)
+        rows.append([size, f"{size / build:.0f}", f"{np.percentile(times, 50):.1f}",
+                     f"{np.percentile(times, 99):.1f}", f"{rss_mb():.0f}"])
+        del index
+    table(f"Scale with {backend} (2 questions per entry, {os.cpu_count()} cores)",
+          ["entries", "build entries/s", "query p50 ms", "query p99 ms", "peak RSS MB"], rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=["afqmc", "policy", "demo", "weights", "scale"])
+    parser.add_argument("--weight", type=float, default=0.6)
+    parser.add_argument("--backend", default="e5", help="backend for the scale test")
+    args = parser.parse_args()
+    parts = {"afqmc": lambda: afqmc(args.weight), "policy": lambda: policy(args.weight),
+             "demo": lambda: demo(args.weight), "weights": weights, "scale": lambda: scale(args.backend)}
+    for name, run in parts.items():
+        if args.only in (None, name):
+            run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

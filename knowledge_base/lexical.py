@@ -1,0 +1,48 @@
+"""BM25 over jieba words and character bigrams, as a sparse matrix for fast scoring."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+from scipy import sparse
+
+
+class BM25:
+    def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> None:
+        self.vocab: dict[str, int] = {}
+        rows, cols, tfs = [], [], []
+        lengths = np.zeros(len(docs), dtype=np.float32)
+        for d, doc in enumerate(docs):
+            lengths[d] = len(doc)
+            for term, tf in Counter(doc).items():
+                rows.append(d)
+                cols.append(self.vocab.setdefault(term, len(self.vocab)))
+                tfs.append(tf)
+        n = max(len(docs), 1)
+        tf = np.asarray(tfs, dtype=np.float32)
+        df = np.bincount(np.asarray(cols, dtype=np.int64), minlength=len(self.vocab)).astype(np.float32)
+        self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        self.max_idf = float(math.log(1 + (n + 0.5) / 0.5))
+        avgdl = float(lengths.mean()) if len(docs) else 1.0
+        norm = k1 * (1 - b + b * lengths[np.asarray(rows, dtype=np.int64)] / max(avgdl, 1e-6))
+        weights = self.idf[np.asarray(cols, dtype=np.int64)] * tf * (k1 + 1) / (tf + norm)
+        # Terms × documents, so a query reads only the rows of its own terms.
+        self.matrix = sparse.csr_matrix(
+            (weights, (np.asarray(cols, dtype=np.int64), np.asarray(rows, dtype=np.int64))),
+            shape=(len(self.vocab), len(docs)), dtype=np.float32)
+        self.size = len(docs)
+
+    def scores(self, query: list[str]) -> np.ndarray:
+        """Every document's score divided by the query's total IDF: about 0..1.
+
+        Query words the base has never seen count in the total, so a query that is mostly
+        unknown words cannot score high on the few it shares.
+        """
+        terms = set(query)
+        known = [self.vocab[t] for t in terms if t in self.vocab]
+        total = sum(float(self.idf[i]) for i in known) + self.max_idf * (len(terms) - len(known))
+        if not known or total <= 0:
+            return np.zeros(self.size, dtype=np.float32)
+        raw = np.asarray(self.matrix[known].sum(axis=0)).ravel()
+        return np.minimum(raw / total, 1.0).astype(np.float32)
