@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
+import json
+import zlib
 import os
 import random
 import resource
@@ -28,6 +30,7 @@ from knowledge_base.embeddings import make_embedder  # noqa: E402
 from knowledge_base.search import ANSWER, PublishedQA, QAIndex, Thresholds  # noqa: E402
 
 QUERIES = ROOT / "bench" / "data" / "demo_queries.csv"
+CALIBRATION = ROOT / "knowledge_base" / "calibration.json"
 _embedders: dict = {}
 
 
@@ -187,6 +190,76 @@ def weights():
     table("Dense weight sweep on the demo in-scope queries (R@1)", ["backend", "weight", "R@1"], rows)
 
 
+def _half(text: str) -> str:
+    """Stable split of the query set: thresholds are fitted on one half, reported on the other."""
+    return "fit" if zlib.crc32(text.encode()) % 2 == 0 else "test"
+
+
+def _outcome(hits, gold, t: Thresholds) -> str:
+    """answer_ok, answer_wrong, clarify_ok (the right entry among the candidates), clarify, none."""
+    from knowledge_base.search import decide
+    d = decide(hits, t)
+    if d.kind == ANSWER:
+        return "answer_ok" if gold and d.best.qa.entry_id == gold else "answer_wrong"
+    if d.kind == "clarify":
+        return "clarify_ok" if gold and gold in {h.qa.entry_id for h in d.hits} else "clarify"
+    return "none"
+
+
+def _rates(results, t):
+    """results: [(hits, gold)] → (answered right, wrong answers, clarified right, OOS refused)."""
+    outs = [(_outcome(h, g, t), g) for h, g in results]
+    inscope = [o for o, g in outs if g] or [""]
+    oos = [o for o, g in outs if not g] or [""]
+    return (inscope.count("answer_ok") / len(inscope), sum(o == "answer_wrong" for o, _ in outs) / len(outs),
+            inscope.count("clarify_ok") / len(inscope), oos.count("none") / len(oos))
+
+
+def fit_thresholds(results, max_wrong=0.01, min_refused=0.9) -> Thresholds | None:
+    """The thresholds that answer the most in-scope queries right while wrong answers stay
+    at most `max_wrong` of all queries and at least `min_refused` of out-of-scope get "none"."""
+    best, best_value = None, -1.0
+    for clarify in np.arange(0.15, 0.61, 0.05):
+        for answer in np.arange(max(clarify, 0.3), 0.96, 0.02):
+            for margin in (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2):
+                t = Thresholds(answer=round(float(answer), 2), margin=margin, clarify=round(float(clarify), 2))
+                right, wrong, clarified, refused = _rates(results, t)
+                value = right + 0.5 * clarified
+                if wrong <= max_wrong and refused >= min_refused and value > best_value:
+                    best, best_value = t, value
+    return best
+
+
+def calibrate(write: bool):
+    entries, queries = demo_entries(), demo_queries()
+    rows, chosen = [], None
+    for emb in (None, "use", "e5"):
+        for w in ((0.0,) if emb is None else (0.4, 0.5, 0.6, 0.7, 0.8)):
+            index = QAIndex(entries, embedder=embedder(emb) if emb else None, dense_weight=w)
+            results = {"fit": [], "test": []}
+            for text, gold, _kind in queries:
+                results[_half(text)].append((index.search(text, 3), gold))
+            t = fit_thresholds(results["fit"])
+            if t is None:
+                rows.append([emb or "BM25", w, "no thresholds meet the limits", "", "", "", ""])
+                continue
+            right, wrong, clarified, refused = _rates(results["test"], t)
+            rows.append([emb or "BM25", w, f"{t.answer}/{t.margin}/{t.clarify}", f"{right:.3f}",
+                         f"{clarified:.3f}", f"{wrong:.3f}", f"{refused:.3f}"])
+            if chosen is None or right + 0.5 * clarified > chosen[0]:
+                chosen = (right + 0.5 * clarified, emb, w, t)
+    table("Calibration on the demo queries: thresholds fitted on one half (wrong answers <= 1%, "
+          "out-of-scope 'none' >= 90%), reported on the other half",
+          ["backend", "dense weight", "answer/margin/clarify", "answered right", "clarified right",
+           "wrong answers", "OOS refused"], rows)
+    _, emb, w, t = chosen
+    print(f"\nChosen: backend={emb} dense_weight={w} thresholds={t}")
+    if write:
+        CALIBRATION.write_text(json.dumps({"backend": emb or "none", "dense_weight": w, "answer": t.answer,
+                                           "margin": t.margin, "clarify": t.clarify}, indent=2) + "\n")
+        print(f"Wrote {CALIBRATION.relative_to(ROOT)}")
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -224,12 +297,14 @@ def scale(backend):
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["afqmc", "policy", "demo", "weights", "scale"])
+    parser.add_argument("--only", choices=["afqmc", "policy", "demo", "weights", "calibrate", "scale"])
+    parser.add_argument("--write", action="store_true", help="with calibrate: store the chosen settings")
     parser.add_argument("--weight", type=float, default=0.6)
     parser.add_argument("--backend", default="e5", help="backend for the scale test")
     args = parser.parse_args()
     parts = {"afqmc": lambda: afqmc(args.weight), "policy": lambda: policy(args.weight),
-             "demo": lambda: demo(args.weight), "weights": weights, "scale": lambda: scale(args.backend)}
+             "demo": lambda: demo(args.weight), "weights": weights,
+             "calibrate": lambda: calibrate(args.write), "scale": lambda: scale(args.backend)}
     for name, run in parts.items():
         if args.only in (None, name):
             run()

@@ -14,7 +14,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge_base.models import PUBLISHED, Entry, Version
+from knowledge_base.embeddings import Embedder, make_embedder
 from knowledge_base.search import Decision, PublishedQA, QAIndex
+from knowledge_base.settings import SearchSettings
 from server.db import Database, utcnow
 
 DEMO_QA = Path(__file__).resolve().parent / "demo" / "qa.csv"
@@ -121,15 +123,23 @@ async def count_entries(session: AsyncSession) -> int:
 class KnowledgeBase:
     """The served Q&A base: the published entries and their search index."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settings: SearchSettings | None = None) -> None:
         self._db = db
+        self.settings = settings or SearchSettings()
+        self._embedder: Embedder | None = None
         self._index = QAIndex([])
+
+    def _build(self, entries: list[PublishedQA]) -> QAIndex:
+        if self.settings.backend != "none" and entries and self._embedder is None:
+            self._embedder = make_embedder(self.settings.backend)
+        return QAIndex(entries, embedder=self._embedder, dense_weight=self.settings.dense_weight,
+                       thresholds=self.settings.thresholds)
 
     async def refresh(self) -> None:
         async with self._db.session() as session:
             entries = await published(session)
-        # Tokenising a few thousand questions takes a while: keep the event loop serving.
-        self._index = await asyncio.get_running_loop().run_in_executor(None, QAIndex, entries)
+        # Loading a model and embedding every question is CPU work: keep the event loop serving.
+        self._index = await asyncio.get_running_loop().run_in_executor(None, self._build, entries)
 
     @property
     def size(self) -> int:
@@ -137,6 +147,12 @@ class KnowledgeBase:
 
     def decide(self, query: str) -> Decision:
         return self._index.decide(query)
+
+    def search(self, query: str, k: int = 5) -> dict:
+        """What `govchat kb search` prints and `/api/kb/search` returns."""
+        decision, hits = self._index.lookup(query, k)
+        return {"query": query, "decision": decision.kind,
+                "hits": [{"id": h.qa.entry_id, "question": h.qa.question, "score": h.score} for h in hits]}
 
     def get(self, entry_id: str) -> PublishedQA | None:
         return self._index.entries.get(entry_id)

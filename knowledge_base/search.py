@@ -102,6 +102,7 @@ class QAIndex:
             self._dense = faiss.IndexFlatIP(vectors.shape[1])
             self._dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
             self.vectors = vectors
+            self._floor = unrelated_cosine(vectors, self._doc_entry_arr)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -117,12 +118,14 @@ class QAIndex:
         dense = np.zeros(len(self._doc_text), dtype=np.float32)
         k = min(len(self._doc_text), 200)
         sims, ids = self._dense.search(qv, k)
-        dense[ids[0]] = np.maximum(sims[0], 0)
+        dense[ids[0]] = sims[0]
         # Lexical candidates the dense top-k missed still get their true cosine.
-        lex_top = np.flatnonzero(lexical > 0)
-        missing = np.setdiff1d(lex_top, ids[0], assume_unique=False)
+        missing = np.setdiff1d(np.flatnonzero(lexical > 0), ids[0])
         if len(missing):
-            dense[missing] = np.maximum(self.vectors[missing] @ qv[0], 0)
+            dense[missing] = self.vectors[missing] @ qv[0]
+        # Each model has its own cosine scale (e5 rates unrelated texts ~0.75, USE ~0.2):
+        # map "as similar as unrelated questions" to 0 and identical to 1.
+        dense = np.clip((dense - self._floor) / (1 - self._floor), 0, 1)
         return lexical, dense
 
     def _doc_scores(self, query: str) -> np.ndarray:
@@ -152,9 +155,12 @@ class QAIndex:
         return hits
 
     def decide(self, query: str) -> Decision:
-        t = self.thresholds
-        hits = self.search(query, k=max(t.candidates, 2))
-        return decide(hits, t)
+        return self.lookup(query)[0]
+
+    def lookup(self, query: str, k: int = 5) -> tuple[Decision, list[Hit]]:
+        """The decision and the top `k` hits behind it."""
+        hits = self.search(query, k=max(k, self.thresholds.candidates, 2))
+        return decide(hits, self.thresholds), hits[:k]
 
 
 def decide(hits: list[Hit], t: Thresholds) -> Decision:
@@ -164,6 +170,19 @@ def decide(hits: list[Hit], t: Thresholds) -> Decision:
     if hits[0].score >= t.answer and hits[0].score - runner_up >= t.margin:
         return Decision(ANSWER, (hits[0],))
     return Decision(CLARIFY, tuple(h for h in hits[: t.candidates] if h.score >= t.clarify))
+
+
+def unrelated_cosine(vectors: np.ndarray, entry_of: np.ndarray, pairs: int = 4000) -> float:
+    """The cosine that 95% of question pairs from different entries stay below."""
+    if len(vectors) < 2:
+        return 0.0
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(vectors), (2, pairs))
+    keep = entry_of[a] != entry_of[b]
+    if not keep.any():
+        return 0.0
+    cos = np.einsum("ij,ij->i", vectors[a[keep]], vectors[b[keep]])
+    return float(min(np.percentile(cos, 95), 0.95))
 
 
 def encode_in_batches(encode, texts: list[str], batch: int = 256) -> np.ndarray:

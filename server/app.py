@@ -11,7 +11,9 @@ from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.routes import setup_routes as bot_routes
 from channels.webchat import setup_routes as webchat_routes
+from knowledge_base.routes import setup_routes as kb_routes
 from knowledge_base.api import KnowledgeBase
+from knowledge_base.settings import load_settings
 from server.appkeys import CONFIG, DB, EXECUTOR, GATEWAY, KB, RASA, SUPERVISOR
 from server.config import Config
 from server.db import Database
@@ -29,7 +31,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _knowledge_base(app: web.Application) -> AsyncIterator[None]:
-    app[KB] = KnowledgeBase(app[DB])
+    app[KB] = KnowledgeBase(app[DB], load_settings(app[CONFIG].embedder))
     await app[KB].refresh()
     log.info("Q&A base: %d published entries", app[KB].size)
     yield
@@ -70,4 +72,5 @@ def create_app(config: Config) -> web.Application:
     server_routes(app)
     bot_routes(app)
     webchat_routes(app)
+    kb_routes(app)
     return app

@@ -142,6 +142,36 @@ def cmd_kb_import(args, config) -> int:
     return 0
 
 
+def cmd_kb_search(args, config) -> int:
+    import json
+
+    from knowledge_base.api import KnowledgeBase
+    from knowledge_base.settings import load_settings
+    from server.db import Database
+
+    if args.file:
+        with open(args.file, encoding="utf-8") as f:
+            queries = [line.strip() for line in f if line.strip()]
+    elif args.query:
+        queries = [args.query]
+    else:
+        print("govchat kb search: give a QUERY or --file F", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        db = Database(config.database_url)
+        try:
+            kb = KnowledgeBase(db, load_settings(config.embedder))
+            await kb.refresh()
+        finally:
+            await db.dispose()
+        for query in queries:
+            print(json.dumps(kb.search(query, args.k), ensure_ascii=False), flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_rasa_train(args, config) -> int:
     from server.rasa_model import ensure_model
 
@@ -192,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--publish", action="store_true", help="publish at once, approved by the importer")
     imp.set_defaults(func=cmd_kb_import)
+
+    search = kb_sub.add_parser("search", help="search the published Q&A base; one JSON line per query")
+    search.add_argument("query", nargs="?")
+    search.add_argument("--file", help="one query per line")
+    search.add_argument("--k", type=int, default=5, help="hits per query (default 5)")
+    search.set_defaults(func=cmd_kb_search)
 
     rasa = sub.add_parser("rasa", help="the Rasa model")
     rasa_sub = rasa.add_subparsers(dest="rasa_command", required=True)

@@ -51,6 +51,7 @@ class Config:
     rate_limit_per_minute: int = 20
     log_level: str = "INFO"
     load_demo: bool = True            # bundled demo Q&A, units and categories on first start
+    embedder: str | None = None       # Q&A search backend; None = the calibrated one
 
     @property
     def rasa_project(self) -> Path:
@@ -98,4 +99,5 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         rate_limit_per_minute=_number(env, "GOVCHAT_RATE_LIMIT", 20, minimum=1),
         log_level=(env.get("GOVCHAT_LOG_LEVEL") or "INFO").upper(),
         load_demo=env.get("GOVCHAT_DEMO_CONTENT", "1") not in ("0", "false", "no"),
+        embedder=env.get("GOVCHAT_EMBEDDER") or None,
     )

@@ -16,7 +16,7 @@ from tests.conftest import free_port
 @pytest.fixture
 async def client(db, tmp_path):
     # Nothing listens on this port: Rasa is down, as far as the server can tell.
-    config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path,
+    config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
                     rasa_url=f"http://127.0.0.1:{free_port()}", rate_limit_per_minute=5)
     async with TestClient(TestServer(create_app(config))) as client:
         yield client
