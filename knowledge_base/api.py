@@ -67,6 +67,31 @@ def read_csv(path: Path) -> list[Row]:
     return rows
 
 
+async def export_rows(session: AsyncSession) -> list[Row]:
+    """The latest version of every entry (published or not), in the order entries were first
+    imported, as import reads it: exporting an imported file gives the same file."""
+    latest = (
+        select(Version.entry_id, func.max(Version.number).label("number"))
+        .group_by(Version.entry_id).subquery()
+    )
+    stmt = (
+        select(Entry.external_id, Version)
+        .join(Version, Version.entry_id == Entry.id)
+        .join(latest, (latest.c.entry_id == Version.entry_id) & (latest.c.number == Version.number))
+        .order_by(Entry.id)
+    )
+    return [Row(ext_id, v.question, tuple(v.similar_questions), v.answer, v.category, v.unit)
+            for ext_id, v in (await session.execute(stmt)).all()]
+
+
+def write_csv(path: Path, rows: list[Row]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow([r.id, r.question, "|".join(r.similar_questions), r.answer, r.category, r.unit])
+
+
 async def import_rows(session: AsyncSession, rows: list[Row], actor: str, publish: bool) -> int:
     """Add each row as a new version of its entry (creating the entry on first sight).
 

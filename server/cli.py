@@ -142,6 +142,24 @@ def cmd_kb_import(args, config) -> int:
     return 0
 
 
+def cmd_kb_export(args, config) -> int:
+    from knowledge_base import api as kb
+    from server.db import Database
+
+    async def run() -> list:
+        db = Database(config.database_url)
+        try:
+            async with db.session() as session:
+                return await kb.export_rows(session)
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    kb.write_csv(Path(args.file), rows)
+    print(f"Exported {len(rows)} entries to {args.file}.")
+    return 0
+
+
 def cmd_kb_search(args, config) -> int:
     import json
 
@@ -222,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.add_argument("--publish", action="store_true", help="publish at once, approved by the importer")
     imp.set_defaults(func=cmd_kb_import)
+
+    exp = kb_sub.add_parser("export", help="write every entry's latest version as CSV (re-importable)")
+    exp.add_argument("file")
+    exp.set_defaults(func=cmd_kb_export)
 
     search = kb_sub.add_parser("search", help="search the published Q&A base; one JSON line per query")
     search.add_argument("query", nargs="?")

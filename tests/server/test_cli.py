@@ -70,3 +70,13 @@ async def test_setup_loads_the_demo_once_and_creates_one_admin(db, tmp_path):
     async with db.session() as session:
         admins = (await session.scalars(select(User).where(User.role == "admin"))).all()
     assert [a.username for a in admins] == ["admin"] and admins[0].must_change_password
+
+
+async def test_kb_export_round_trips_an_import_exactly(db, tmp_path):
+    from knowledge_base.api import DEMO_QA
+
+    assert govchat(db.url, "kb", "import", str(DEMO_QA), "--publish").returncode == 0
+    exported = tmp_path / "out.csv"
+    result = govchat(db.url, "kb", "export", str(exported))
+    assert result.returncode == 0 and "Exported 170 entries" in result.stdout
+    assert exported.read_text(encoding="utf-8") == DEMO_QA.read_text(encoding="utf-8")
