@@ -14,10 +14,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from knowledge_base.models import PUBLISHED, Entry, Version
+from knowledge_base import workflow
 from knowledge_base.embeddings import Embedder, make_embedder
 from knowledge_base.search import Decision, PublishedQA, QAIndex
 from knowledge_base.settings import SearchSettings
-from server.db import Database, utcnow
+from server.db import Database
 
 DEMO_QA = Path(__file__).resolve().parent / "demo" / "qa.csv"
 COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
@@ -96,30 +97,14 @@ async def import_rows(session: AsyncSession, rows: list[Row], actor: str, publis
     """Add each row as a new version of its entry (creating the entry on first sight).
 
     With `publish`, the new version replaces the published one at once, recorded as approved
-    by `actor`. Runs inside the caller's transaction.
+    by `actor`. Runs inside the caller's transaction; the caller writes the audit row.
     """
-    now = utcnow()
     for row in rows:
-        entry = await session.scalar(select(Entry).where(Entry.external_id == row.id))
-        if entry is None:
-            entry = Entry(external_id=row.id)
-            session.add(entry)
-            await session.flush()
-        last = await session.scalar(select(func.max(Version.number)).where(Version.entry_id == entry.id))
+        version = await workflow.new_version(
+            session, row.id, actor, question=row.question, similar_questions=list(row.similar_questions),
+            answer=row.answer, category=row.category, unit=row.unit)
         if publish:
-            for old in await session.scalars(
-                select(Version).where(Version.entry_id == entry.id, Version.status == PUBLISHED)
-            ):
-                old.status = "retired"
-            await session.flush()
-        session.add(Version(
-            entry_id=entry.id, number=(last or 0) + 1, question=row.question,
-            similar_questions=list(row.similar_questions), answer=row.answer,
-            category=row.category, unit=row.unit, author=actor,
-            status=PUBLISHED if publish else "draft",
-            reviewer=actor if publish else None, published_at=now if publish else None,
-        ))
-    await session.flush()
+            await workflow.publish(session, version, actor)
     return len(rows)
 
 

@@ -51,5 +51,6 @@ class Version(Base):
     valid_to: Mapped[date | None] = mapped_column(Date)
     author: Mapped[str | None] = mapped_column(String(64))
     reviewer: Mapped[str | None] = mapped_column(String(64))
+    review_comment: Mapped[str | None] = mapped_column(Text)     # why a reviewer sent it back
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
