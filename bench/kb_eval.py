@@ -219,8 +219,8 @@ def fit_thresholds(results, max_wrong=0.01, min_refused=0.9) -> Thresholds | Non
     """The thresholds that answer the most in-scope queries right while wrong answers stay
     at most `max_wrong` of all queries and at least `min_refused` of out-of-scope get "none"."""
     best, best_value = None, -1.0
-    for clarify in np.arange(0.15, 0.61, 0.05):
-        for answer in np.arange(max(clarify, 0.3), 0.96, 0.02):
+    for clarify in np.arange(0.05, 0.61, 0.05):
+        for answer in np.arange(max(clarify, 0.1), 0.96, 0.02):
             for margin in (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2):
                 t = Thresholds(answer=round(float(answer), 2), margin=margin, clarify=round(float(clarify), 2))
                 right, wrong, clarified, refused = _rates(results, t)

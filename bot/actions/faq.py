@@ -6,14 +6,19 @@ from rasa_sdk.events import SlotSet
 
 from bot.actions import ServiceAction, conversation_id, utter
 from casework import events
-from knowledge_base.search import ANSWER, CLARIFY, PublishedQA
+from knowledge_base.search import ANSWER, CLARIFY, PublishedQA, is_foreign
 
 NO_ANSWER_TEXT = ("抱歉，问答库里暂时没有找到与您的问题相符的答案。您可以换个说法再问一次，"
                   "或输入“转人工”由工作人员为您解答。")
 
 
-def answer_fields(qa: PublishedQA) -> dict:
+ENGLISH_NOTE = "Our answers are written in Chinese; here is the answer to your question:\n"
+
+
+def answer_fields(qa: PublishedQA, query: str = "") -> dict:
     text = qa.answer + (f"\n（答复单位：{qa.unit}）" if qa.unit else "")
+    if is_foreign(query):   # art. 11: say so in the citizen's language
+        text = ENGLISH_NOTE + text
     return {"text": text, "qa_id": qa.entry_id, "source_ref": f"qa:{qa.entry_id}@{qa.version}"}
 
 
@@ -39,7 +44,7 @@ class ActionAnswerQuestion(ServiceAction):
             qa = decision.best.qa
             await self._log(tracker, "qa_answered", entry_id=qa.entry_id, version=qa.version,
                             score=decision.best.score)
-            utter(dispatcher, "answer", **answer_fields(qa))
+            utter(dispatcher, "answer", **answer_fields(qa, query))
         elif decision.kind == CLARIFY:
             options = [{"title": h.qa.question, "payload": str(i), "faq_id": h.qa.entry_id}
                        for i, h in enumerate(decision.hits, start=1)]

@@ -29,3 +29,14 @@ def test_no_rating_in_unrelated_text():
 ])
 def test_the_triggering_message_can_already_carry_the_description(text, description):
     assert description_from_trigger(text) == description
+
+
+def test_an_english_question_is_told_the_answer_is_in_chinese():
+    from bot.actions.faq import ENGLISH_NOTE, answer_fields
+    from knowledge_base.search import PublishedQA
+
+    qa = PublishedQA("CRJ-002", 1, 3, "护照快过期了怎么换？", (), "可在出入境窗口换发。", unit="出入境管理支队")
+    english = answer_fields(qa, "How do I renew my passport?")
+    assert english["text"].startswith(ENGLISH_NOTE) and "可在出入境窗口换发。" in english["text"]
+    assert english["source_ref"] == "qa:CRJ-002@3"
+    assert not answer_fields(qa, "护照怎么换")["text"].startswith(ENGLISH_NOTE)
