@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -20,6 +21,7 @@ from knowledge_base.search import Decision, PublishedQA, QAIndex
 from knowledge_base.settings import SearchSettings
 from server.db import Database
 
+log = logging.getLogger(__name__)
 DEMO_QA = Path(__file__).resolve().parent / "demo" / "qa.csv"
 COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
 
@@ -126,6 +128,13 @@ async def published(session: AsyncSession, today: date | None = None) -> list[Pu
     ]
 
 
+async def stamp(session: AsyncSession) -> tuple:
+    """Changes whenever what citizens may be served changes (publish, retire, rollback, a new day)."""
+    count, newest = (await session.execute(
+        select(func.count(), func.max(Version.id)).where(Version.status == PUBLISHED))).one()
+    return count, newest, date.today()
+
+
 async def count_entries(session: AsyncSession) -> int:
     return await session.scalar(select(func.count()).select_from(Entry)) or 0
 
@@ -138,6 +147,7 @@ class KnowledgeBase:
         self.settings = settings or SearchSettings()
         self._embedder: Embedder | None = None
         self._index = QAIndex([])
+        self._stamp: tuple | None = None
 
     def _build(self, entries: list[PublishedQA]) -> QAIndex:
         if self.settings.backend != "none" and entries and self._embedder is None:
@@ -147,9 +157,30 @@ class KnowledgeBase:
 
     async def refresh(self) -> None:
         async with self._db.session() as session:
+            current = await stamp(session)
             entries = await published(session)
         # Loading a model and embedding every question is CPU work: keep the event loop serving.
         self._index = await asyncio.get_running_loop().run_in_executor(None, self._build, entries)
+        self._stamp = current
+
+    async def refresh_if_changed(self) -> bool:
+        """Rebuild when the published base changed, by this server or any other."""
+        async with self._db.session() as session:
+            current = await stamp(session)
+        if current == self._stamp:
+            return False
+        await self.refresh()
+        return True
+
+    async def watch(self, interval: float) -> None:
+        """Keep the index in step with the database until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.refresh_if_changed():
+                    log.info("Q&A base changed: index rebuilt, %d published entries", self.size)
+            except Exception:  # the database may be away for a moment; try again next time
+                log.exception("could not check the Q&A base for changes")
 
     @property
     def size(self) -> int:

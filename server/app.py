@@ -1,6 +1,7 @@
 """The app factory: the CLI, the dev server and the tests all build the app here."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -34,7 +35,9 @@ async def _knowledge_base(app: web.Application) -> AsyncIterator[None]:
     app[KB] = KnowledgeBase(app[DB], load_settings(app[CONFIG].embedder))
     await app[KB].refresh()
     log.info("Q&A base: %d published entries", app[KB].size)
+    watcher = asyncio.create_task(app[KB].watch(app[CONFIG].kb_refresh_seconds), name="kb-watch")
     yield
+    watcher.cancel()
 
 
 async def _bot(app: web.Application) -> AsyncIterator[None]:

@@ -52,6 +52,7 @@ class Config:
     log_level: str = "INFO"
     load_demo: bool = True            # bundled demo Q&A, units and categories on first start
     embedder: str | None = None       # Q&A search backend; None = the calibrated one
+    kb_refresh_seconds: float = 5.0   # how often to look for newly published Q&A
 
     @property
     def rasa_project(self) -> Path:
@@ -100,4 +101,5 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         log_level=(env.get("GOVCHAT_LOG_LEVEL") or "INFO").upper(),
         load_demo=env.get("GOVCHAT_DEMO_CONTENT", "1") not in ("0", "false", "no"),
         embedder=env.get("GOVCHAT_EMBEDDER") or None,
+        kb_refresh_seconds=_number(env, "GOVCHAT_KB_REFRESH", 5.0, cast=float, minimum=0.5),
     )

@@ -55,3 +55,24 @@ async def test_cli_search_prints_one_json_line_per_query(demo_db, tmp_path):
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(x["query"], x["decision"]) for x in lines] == [("社保卡丢了怎么补办", "answer"), ("今天天气怎么样", "none")]
     assert lines[0]["hits"][0] == {"id": "SB-001", "question": "社保卡丢了怎么补办？", "score": lines[0]["hits"][0]["score"]}
+
+
+async def test_a_publish_elsewhere_reaches_the_running_server_within_seconds(demo_db, tmp_path):
+    import asyncio
+
+    from knowledge_base import workflow as wf
+
+    config = Config(database_url=demo_db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
+                    kb_refresh_seconds=0.5)
+    async with TestClient(TestServer(create_app(config))) as client:
+        before = await (await client.get("/api/kb/search", params={"q": "社保卡丢了怎么补办"})).json()
+        assert before["hits"][0]["id"] == "SB-001"
+        # Another process (the CLI, another instance) retires the entry.
+        async with demo_db.session() as s, s.begin():
+            await wf.retire(s, "SB-001", "admin")
+        for _ in range(40):
+            after = await (await client.get("/api/kb/search", params={"q": "社保卡丢了怎么补办"})).json()
+            if after["hits"][0]["id"] != "SB-001":
+                break
+            await asyncio.sleep(0.25)
+        assert after["hits"][0]["id"] != "SB-001"
