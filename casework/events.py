@@ -15,6 +15,8 @@ BOT_UNAVAILABLE = "bot_unavailable"      # Rasa down or too slow; apology sent, 
 HANDOFF_REQUESTED = "handoff_requested"
 CASE_SUBMITTED = "case_submitted"
 RATING_GIVEN = "rating_given"
+QA_ANSWERED = "qa_answered"          # detail: entry_id, version, score
+QA_UNANSWERED = "qa_unanswered"      # detail: query — the curation loop reads these
 
 
 def record(
@@ -39,3 +41,13 @@ def record(
     )
     session.add(event)
     return event
+
+
+async def find(session: AsyncSession, name: str, since: datetime | None = None) -> list[Event]:
+    """Events of one name, oldest first (optionally from `since` on)."""
+    from sqlalchemy import select
+
+    query = select(Event).where(Event.name == name)
+    if since is not None:
+        query = query.where(Event.at >= since)
+    return list(await session.scalars(query.order_by(Event.at)))

@@ -183,6 +183,10 @@ class KnowledgeBase:
                 log.exception("could not check the Q&A base for changes")
 
     @property
+    def index(self) -> QAIndex:
+        return self._index
+
+    @property
     def size(self) -> int:
         return len(self._index)
 

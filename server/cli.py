@@ -160,6 +160,40 @@ def cmd_kb_export(args, config) -> int:
     return 0
 
 
+def cmd_kb_gaps(args, config) -> int:
+    import json
+    from datetime import timedelta
+
+    from casework import events
+    from knowledge_base.api import KnowledgeBase
+    from knowledge_base.gaps import cluster
+    from knowledge_base.settings import load_settings
+    from server.db import Database, utcnow
+
+    async def run():
+        db = Database(config.database_url)
+        try:
+            kb = KnowledgeBase(db, load_settings(config.embedder))
+            await kb.refresh()
+            async with db.session() as session:
+                found = await events.find(session, events.QA_UNANSWERED, utcnow() - timedelta(days=args.days))
+            return cluster([e.detail.get("query", "") for e in found], kb.index)
+        finally:
+            await db.dispose()
+
+    gaps = [g for g in asyncio.run(run()) if g.count >= args.min_count]
+    if args.json:
+        for gap in gaps:
+            print(json.dumps(gap.__dict__, ensure_ascii=False))
+        return 0
+    if not gaps:
+        print(f"No unanswered questions in the last {args.days} days.")
+    for gap in gaps:
+        nearest = f"{gap.nearest_id} {gap.nearest_question} ({gap.nearest_score:.2f})" if gap.nearest_id else "none"
+        print(f"{gap.count:>5}  {' / '.join(gap.examples)}\n       nearest entry: {nearest}")
+    return 0
+
+
 def cmd_kb_search(args, config) -> int:
     import json
 
@@ -244,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp = kb_sub.add_parser("export", help="write every entry's latest version as CSV (re-importable)")
     exp.add_argument("file")
     exp.set_defaults(func=cmd_kb_export)
+
+    gaps = kb_sub.add_parser("gaps", help="unanswered questions, grouped, with the nearest entry")
+    gaps.add_argument("--days", type=int, default=30, help="look back this many days (default 30)")
+    gaps.add_argument("--min-count", type=int, default=1)
+    gaps.add_argument("--json", action="store_true", help="one JSON object per group")
+    gaps.set_defaults(func=cmd_kb_gaps)
 
     search = kb_sub.add_parser("search", help="search the published Q&A base; one JSON line per query")
     search.add_argument("query", nargs="?")

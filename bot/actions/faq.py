@@ -34,7 +34,7 @@ class ActionAnswerQuestion(ServiceAction):
             if qa is None:  # retired between the clarification and the choice
                 utter(dispatcher, "fallback", "抱歉，这个问题的答案刚刚下线了。请换个说法再问一次，或输入“转人工”。")
             else:
-                await self._log(tracker, "qa_answered", entry_id=qa.entry_id, version=qa.version)
+                await self._log(tracker, events.QA_ANSWERED, entry_id=qa.entry_id, version=qa.version)
                 utter(dispatcher, "answer", **answer_fields(qa))
             return [SlotSet("faq_id", None)]
 
@@ -42,7 +42,7 @@ class ActionAnswerQuestion(ServiceAction):
         decision = kb.decide(query)
         if decision.kind == ANSWER:
             qa = decision.best.qa
-            await self._log(tracker, "qa_answered", entry_id=qa.entry_id, version=qa.version,
+            await self._log(tracker, events.QA_ANSWERED, entry_id=qa.entry_id, version=qa.version,
                             score=decision.best.score)
             utter(dispatcher, "answer", **answer_fields(qa, query))
         elif decision.kind == CLARIFY:
@@ -53,7 +53,7 @@ class ActionAnswerQuestion(ServiceAction):
                   f"您是想问下面哪个问题？请回复序号：\n{lines}\n都不是的话，可以换个说法再问，或输入“转人工”。",
                   options=options)
         else:
-            await self._log(tracker, "qa_unanswered", query=query[:200])
+            await self._log(tracker, events.QA_UNANSWERED, query=query[:200])
             utter(dispatcher, "fallback", NO_ANSWER_TEXT)
         return []
 

@@ -80,3 +80,24 @@ async def test_kb_export_round_trips_an_import_exactly(db, tmp_path):
     result = govchat(db.url, "kb", "export", str(exported))
     assert result.returncode == 0 and "Exported 170 entries" in result.stdout
     assert exported.read_text(encoding="utf-8") == DEMO_QA.read_text(encoding="utf-8")
+
+
+async def test_kb_gaps_groups_unanswered_questions_biggest_first(db):
+    import json
+
+    from casework import events
+    from knowledge_base.api import DEMO_QA
+
+    assert govchat(db.url, "kb", "import", str(DEMO_QA), "--publish").returncode == 0
+    asked = ["宠物狗办证在哪里办", "宠物狗办证去哪里", "养狗办证在哪里办理", "宠物狗办证在哪里办",
+             "垃圾分类积分怎么兑换"]
+    async with db.session() as session, session.begin():
+        for query in asked:
+            events.record(session, events.QA_UNANSWERED, query=query)
+    result = govchat(db.url, "kb", "gaps", "--json", GOVCHAT_EMBEDDER="none")
+    assert result.returncode == 0, result.stderr
+    gaps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [g["count"] for g in gaps] == [4, 1]
+    assert gaps[0]["examples"][0] == "宠物狗办证在哪里办"
+    assert set(gaps[0]["examples"]) <= set(asked[:4]) and gaps[1]["examples"] == ["垃圾分类积分怎么兑换"]
+    assert all("nearest_id" in g for g in gaps)
