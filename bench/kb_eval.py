@@ -1,7 +1,8 @@
 """Q&A search benchmark: retrieval quality on real and project data, and speed at scale.
 
     .venv/bin/python bench/kb_eval.py                 # everything (about 20 minutes on 2 cores)
-    .venv/bin/python bench/kb_eval.py --only demo     # one part: afqmc, policy, demo, weights, scale
+    .venv/bin/python bench/kb_eval.py --only demo     # one part: afqmc, policy, demo, calibrate, scale
+    .venv/bin/python bench/kb_eval.py --only calibrate --write   # refit knowledge_base/calibration.json
 
 Prints tables; docs/kb.md records them. Reference data is read from ../shared/data (never copied).
 """
@@ -136,58 +137,22 @@ def demo_queries():
     return [(r["query"], r["expected_id"], r["kind"]) for r in csv.DictReader(open(QUERIES, encoding="utf-8"))]
 
 
-def decision_stats(index, queries, thresholds):
-    inscope = [q for q in queries if q[1]]
-    oos = [q for q in queries if not q[1]]
-    r1 = wrong = refused = 0
-    by_kind: dict[str, list[int]] = {}
-    for text, gold, kind in queries:
-        decision = index.decide(text) if thresholds is None else _decide(index, text, thresholds)
-        best = decision.best.qa.entry_id if decision.best else None
-        if gold:
-            hit = index.search(text, 1)
-            ok = bool(hit) and hit[0].qa.entry_id == gold
-            r1 += ok
-            by_kind.setdefault(kind, []).append(ok)
-            wrong += decision.kind == ANSWER and best != gold
-        else:
-            refused += decision.kind != ANSWER
-            wrong += decision.kind == ANSWER
-    return (r1 / len(inscope), wrong / len(queries), refused / max(len(oos), 1),
-            {k: sum(v) / len(v) for k, v in by_kind.items()})
-
-
-def _decide(index, text, thresholds):
-    from knowledge_base.search import decide
-    return decide(index.search(text, max(thresholds.candidates, 2)), thresholds)
-
-
 def demo(weight):
+    """Retrieval alone (is the right entry first?), by kind of wording; decisions: `calibrate`."""
     entries, queries = demo_entries(), demo_queries()
+    inscope = [q for q in queries if q[1]]
+    kinds = ("colloquial", "typo", "long", "short", "english")
     rows = []
     for label, emb, w, fusion in methods(weight):
-        if fusion != "linear":
-            continue
         index = QAIndex(entries, embedder=embedder(emb) if emb else None, dense_weight=w)
-        r1, wrong, refused, kinds = decision_stats(index, queries, None)
-        answered = sum(1 for t, g, k in queries if g and index.decide(t).kind == ANSWER) / sum(1 for q in queries if q[1])
-        rows.append([label, f"{r1:.3f}", f"{answered:.3f}", f"{wrong:.3f}", f"{refused:.3f}"]
-                    + [f"{kinds.get(k, 0):.2f}" for k in ("colloquial", "typo", "long", "short", "english")])
-    n_in = sum(1 for q in queries if q[1])
-    table(f"Demo base: {len(entries)} entries, {n_in} in-scope and {len(queries) - n_in} out-of-scope queries "
-          "(bench/data/demo_queries.csv), default thresholds",
-          ["method", "R@1", "answered", "wrong answer", "OOS refused", "colloquial", "typo", "long", "short", "english"], rows)
-
-
-def weights():
-    entries, queries = demo_entries(), demo_queries()
-    rows = []
-    for emb in ("use", "e5"):
-        for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-            index = QAIndex(entries, embedder=embedder(emb), dense_weight=w)
-            r1, *_ = decision_stats(index, [q for q in queries if q[1]], None)
-            rows.append([emb, w, f"{r1:.3f}"])
-    table("Dense weight sweep on the demo in-scope queries (R@1)", ["backend", "weight", "R@1"], rows)
+        right = {k: [] for k in kinds}
+        for text, gold, kind in inscope:
+            right[kind].append(ranked_entries(index, text, fusion, 1)[:1] == [gold])
+        total = sum(sum(v) for v in right.values()) / len(inscope)
+        rows.append([label, f"{total:.3f}"] + [f"{sum(right[k]) / max(len(right[k]), 1):.3f}" for k in kinds])
+    table(f"Demo base: {len(entries)} entries, R@1 on {len(inscope)} in-scope paraphrases "
+          "(bench/data/demo_queries.csv), by kind of wording",
+          ["method", "R@1", *kinds], rows)
 
 
 def _half(text: str) -> str:
@@ -297,13 +262,13 @@ def scale(backend):
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["afqmc", "policy", "demo", "weights", "calibrate", "scale"])
+    parser.add_argument("--only", choices=["afqmc", "policy", "demo", "calibrate", "scale"])
     parser.add_argument("--write", action="store_true", help="with calibrate: store the chosen settings")
     parser.add_argument("--weight", type=float, default=0.6)
     parser.add_argument("--backend", default="e5", help="backend for the scale test")
     args = parser.parse_args()
     parts = {"afqmc": lambda: afqmc(args.weight), "policy": lambda: policy(args.weight),
-             "demo": lambda: demo(args.weight), "weights": weights,
+             "demo": lambda: demo(args.weight),
              "calibrate": lambda: calibrate(args.write), "scale": lambda: scale(args.backend)}
     for name, run in parts.items():
         if args.only in (None, name):
