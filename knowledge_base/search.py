@@ -124,8 +124,9 @@ class QAIndex:
         if len(missing):
             dense[missing] = self.vectors[missing] @ qv[0]
         # Each model has its own cosine scale (e5 rates unrelated texts ~0.75, USE ~0.2):
-        # map "as similar as unrelated questions" to 0 and identical to 1.
-        dense = np.clip((dense - self._floor) / (1 - self._floor), 0, 1)
+        # map "as similar as unrelated questions" to 0 and identical to 1. Below 0 is kept,
+        # not clipped: in a base of look-alike questions the order down there still matters.
+        dense = np.minimum((dense - self._floor) / (1 - self._floor), 1)
         return lexical, dense
 
     def _doc_scores(self, query: str) -> np.ndarray:
@@ -144,8 +145,10 @@ class QAIndex:
         order = np.argsort(-scores)
         hits: list[Hit] = []
         seen: set[int] = set()
+        # Lexical scores are 0 without a shared word: no hit. Dense scores always rank.
+        floor = 0.0 if self._dense is None else -np.inf
         for d in order:
-            if scores[d] <= 0 or len(hits) >= k:
+            if scores[d] <= floor or len(hits) >= k:
                 break
             entry = self._doc_entry[d]
             if entry in seen:
