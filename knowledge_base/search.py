@@ -119,8 +119,9 @@ class QAIndex:
         k = min(len(self._doc_text), 200)
         sims, ids = self._dense.search(qv, k)
         dense[ids[0]] = sims[0]
-        # Lexical candidates the dense top-k missed still get their true cosine.
-        missing = np.setdiff1d(np.flatnonzero(lexical > 0), ids[0])
+        # The lexical top-k that the dense top-k missed still get their true cosine.
+        missing = np.setdiff1d(top(lexical, k), ids[0])
+        missing = missing[lexical[missing] > 0]
         if len(missing):
             dense[missing] = self.vectors[missing] @ qv[0]
         # Each model has its own cosine scale (e5 rates unrelated texts ~0.75, USE ~0.2):
@@ -142,7 +143,8 @@ class QAIndex:
         if not self._doc_text or not query.strip():
             return []
         scores = self._doc_scores(query)
-        order = np.argsort(-scores)
+        # Entries have several questions: look deep enough to find k distinct entries.
+        order = top(scores, k * 20 + 50)
         hits: list[Hit] = []
         seen: set[int] = set()
         # Lexical scores are 0 without a shared word: no hit. Dense scores always rank.
@@ -173,6 +175,14 @@ def decide(hits: list[Hit], t: Thresholds) -> Decision:
     if hits[0].score >= t.answer and hits[0].score - runner_up >= t.margin:
         return Decision(ANSWER, (hits[0],))
     return Decision(CLARIFY, tuple(h for h in hits[: t.candidates] if h.score >= t.clarify))
+
+
+def top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n highest scores, best first, without sorting the whole array."""
+    if n >= len(scores):
+        return np.argsort(-scores)
+    part = np.argpartition(-scores, n)[:n]
+    return part[np.argsort(-scores[part])]
 
 
 def unrelated_cosine(vectors: np.ndarray, entry_of: np.ndarray, pairs: int = 4000) -> float:
