@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from knowledge_base.models import PUBLISHED, Entry, Version
 from knowledge_base import workflow
+from knowledge_base.models import PUBLISHED, Entry, Version
 from knowledge_base.embeddings import Embedder, make_embedder
 from knowledge_base.search import Decision, PublishedQA, QAIndex
 from knowledge_base.settings import SearchSettings
@@ -26,7 +26,7 @@ DEMO_QA = Path(__file__).resolve().parent / "demo" / "qa.csv"
 COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
 
 
-class ImportError_(ValueError):
+class ImportRejected(ValueError):
     """A Q&A file was rejected whole; `problems` lists every one by row and column."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -52,7 +52,7 @@ def read_csv(path: Path) -> list[Row]:
         reader = csv.DictReader(f)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ImportError_([f"header: missing column(s) {', '.join(missing)}"])
+            raise ImportRejected([f"header: missing column(s) {', '.join(missing)}"])
         seen: dict[str, int] = {}
         for line, raw in enumerate(reader, start=2):
             values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
@@ -66,7 +66,7 @@ def read_csv(path: Path) -> list[Row]:
             rows.append(Row(values["id"], values["question"], similar, values["answer"],
                             values["category"], values["unit"]))
     if problems:
-        raise ImportError_(problems)
+        raise ImportRejected(problems)
     return rows
 
 

@@ -122,7 +122,7 @@ def cmd_kb_import(args, config) -> int:
 
     try:
         rows = kb.read_csv(Path(args.file))
-    except kb.ImportError_ as exc:
+    except kb.ImportRejected as exc:
         print(f"govchat kb import: {args.file} was rejected, nothing was imported:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)

@@ -19,7 +19,7 @@ def test_a_bad_file_names_every_problem_by_row_and_column(tmp_path):
                            "A-1,问题一,说法一|说法二,答案一,社保,人社局\n"
                            "A-2,,,答案二,社保,人社局\n"
                            "A-1,问题三,,,社保,人社局\n")
-    with pytest.raises(kb.ImportError_) as err:
+    with pytest.raises(kb.ImportRejected) as err:
         kb.read_csv(path)
     assert err.value.problems == [
         "row 3, column question: empty",
@@ -29,7 +29,7 @@ def test_a_bad_file_names_every_problem_by_row_and_column(tmp_path):
 
 
 def test_a_missing_column_is_reported(tmp_path):
-    with pytest.raises(kb.ImportError_) as err:
+    with pytest.raises(kb.ImportRejected) as err:
         kb.read_csv(write(tmp_path, "id,question,answer\nA,B,C\n"))
     assert err.value.problems == ["header: missing column(s) similar_questions, category, unit"]
 
