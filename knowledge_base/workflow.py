@@ -37,6 +37,13 @@ async def _version(session: AsyncSession, external_id: str, number: int) -> Vers
     return version
 
 
+async def _in_review(session: AsyncSession, external_id: str, number: int) -> Version:
+    version = await _version(session, external_id, number)
+    if version.status != IN_REVIEW:
+        raise WorkflowError(f"{external_id}@{number} is {version.status}, not in review")
+    return version
+
+
 async def versions(session: AsyncSession, external_id: str) -> list[Version]:
     entry = await _entry(session, external_id)
     return list(await session.scalars(
@@ -81,9 +88,7 @@ async def submit(session: AsyncSession, external_id: str, number: int, actor: st
 
 async def approve(session: AsyncSession, external_id: str, number: int, reviewer: str) -> Version:
     """Publish a version in review; the one served before it is retired."""
-    version = await _version(session, external_id, number)
-    if version.status != IN_REVIEW:
-        raise WorkflowError(f"{external_id}@{number} is {version.status}, not in review")
+    version = await _in_review(session, external_id, number)
     if reviewer == version.author:
         raise WorkflowError("the reviewer must be a different account from the author")
     await publish(session, version, reviewer)
@@ -93,9 +98,7 @@ async def approve(session: AsyncSession, external_id: str, number: int, reviewer
 
 async def reject(session: AsyncSession, external_id: str, number: int, reviewer: str,
                  comment: str) -> Version:
-    version = await _version(session, external_id, number)
-    if version.status != IN_REVIEW:
-        raise WorkflowError(f"{external_id}@{number} is {version.status}, not in review")
+    version = await _in_review(session, external_id, number)
     if not comment.strip():
         raise WorkflowError("a rejection needs a comment for the author")
     version.status = DRAFT
