@@ -75,10 +75,3 @@ async def last_bot_reply(session: AsyncSession, conversation_id: int) -> Message
         .limit(1)
     )
 
-
-async def history(session: AsyncSession, conversation_id: int, limit: int = 200) -> list[Message]:
-    rows = await session.scalars(
-        select(Message).where(Message.conversation_id == conversation_id)
-        .order_by(Message.id.desc()).limit(limit)
-    )
-    return list(reversed(rows.all()))
