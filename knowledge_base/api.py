@@ -123,7 +123,7 @@ async def published(session: AsyncSession, today: date | None = None) -> list[Pu
     )
     return [
         PublishedQA(ext_id, v.id, v.number, v.question, tuple(v.similar_questions), v.answer,
-                    v.category, v.unit)
+                    v.category, v.unit, tuple(v.tags or ()), v.notice_until)
         for ext_id, v in (await session.execute(stmt)).all()
     ]
 

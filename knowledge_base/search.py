@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class PublishedQA:
     answer: str
     category: str = ""
     unit: str = ""
+    tags: tuple[str, ...] = ()
+    notice_until: datetime | None = None     # an urgent notice (art. 15) until then
 
     @property
     def questions(self) -> tuple[str, ...]:

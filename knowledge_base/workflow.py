@@ -14,7 +14,8 @@ from admin.api import audit
 from knowledge_base.models import DRAFT, IN_REVIEW, PUBLISHED, RETIRED, Entry, Version
 from server.db import utcnow
 
-EDITABLE = ("question", "similar_questions", "answer", "category", "unit", "valid_from", "valid_to")
+EDITABLE = ("question", "similar_questions", "answer", "category", "unit", "valid_from", "valid_to",
+            "tags", "notice_until")
 
 
 class WorkflowError(ValueError):
@@ -65,7 +66,8 @@ async def new_version(session: AsyncSession, external_id: str, author: str, **fi
         await session.flush()
     last = await session.scalar(select(func.max(Version.number)).where(Version.entry_id == entry.id))
     version = Version(entry_id=entry.id, number=(last or 0) + 1, author=author, status=DRAFT,
-                      similar_questions=list(fields.pop("similar_questions", []) or []), **fields)
+                      similar_questions=list(fields.pop("similar_questions", []) or []),
+                      tags=list(fields.pop("tags", []) or []), **fields)
     session.add(version)
     await session.flush()
     return version

@@ -80,6 +80,7 @@ def cmd_setup(args, config) -> int:
 def cmd_db(args, config) -> int:
     from server import migrate
 
+    config.var_dir.mkdir(parents=True, exist_ok=True)   # the default SQLite file lives there
     if args.db_command == "upgrade":
         migrate.upgrade(config.database_url)
         print("Database schema is up to date.")
