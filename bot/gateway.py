@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot import api
 from bot.models import ANSWERED, BOT, QUEUED, RECEIVED, STAFF, Conversation, Message
 from bot.rasa_client import RasaClient, RasaUnavailable
 from casework import events
+from knowledge_base import curation
 from server.db import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,13 @@ class Reply:
     case_no: str | None = None
     qa_id: str | None = None
     source_ref: str | None = None
+    id: int | None = None               # the stored message's id, once settled (for feedback)
 
     def public(self) -> dict:
         """The reply as channels show it (no internal references)."""
         out = {"text": self.text, "kind": self.kind}
+        if self.id is not None:
+            out["id"] = self.id
         if self.options:
             out["options"] = [{"title": o["title"], "payload": o["payload"]} for o in self.options]
         if self.case_no:
@@ -86,7 +90,8 @@ class Reply:
     def from_row(cls, row: Message) -> "Reply":
         meta = row.meta or {}
         return cls(text=row.text, kind=row.kind or "info", options=meta.get("options"),
-                   case_no=meta.get("case_no"), qa_id=meta.get("qa_id"), source_ref=row.source_ref)
+                   case_no=meta.get("case_no"), qa_id=meta.get("qa_id"), source_ref=row.source_ref,
+                   id=row.id)
 
 
 @dataclass
@@ -193,17 +198,27 @@ class Gateway:
             await asyncio.sleep(0.1)
 
     async def _rewrite_choice(self, conversation_id: int, text: str) -> str:
-        """After a clarification, "2" means the second candidate: tell Rasa which entry."""
-        match = _CHOICE.match(text)
-        if not match:
-            return text
+        """After a clarification, "2" means the second candidate: tell Rasa which entry.
+
+        Any other message leaves the clarification behind: the curation loop counts it abandoned.
+        """
         async with self.db.session() as session:
             last = await api.last_bot_reply(session, conversation_id)
-        options = (last.meta or {}).get("options") if last and last.kind == "clarify" else None
-        index = int(match.group(1)) - 1
-        if not options or index >= len(options):
+        if not last or last.kind != "clarify":
             return text
-        return "/choose_faq" + json.dumps({"faq_id": options[index]["faq_id"]}, ensure_ascii=False)
+        options = (last.meta or {}).get("options") or []
+        match = _CHOICE.match(text)
+        index = int(match.group(1)) - 1 if match else len(options)
+        if index < len(options):
+            return "/choose_faq" + json.dumps({"faq_id": options[index]["faq_id"]}, ensure_ascii=False)
+        if not text.startswith("/choose_faq"):
+            try:
+                async with self.db.session() as session, session.begin():
+                    await curation.mark_abandoned(session, conversation_id)
+            except SQLAlchemyError:  # bookkeeping only: the citizen still gets an answer
+                log.exception("could not mark the clarification in conversation %s abandoned",
+                              conversation_id)
+        return text
 
     async def _apologise(self, conv: Conversation, message_id: int, inbound: Inbound,
                          reason: str) -> Outcome:
@@ -224,14 +239,19 @@ class Gateway:
         now = utcnow()
         latency_ms = int((now - inbound.received_at).total_seconds() * 1000)
         async with self.db.session() as session, session.begin():
+            rows = []
             for reply in replies:
                 meta = {k: v for k, v in asdict(reply).items()
                         if k in ("options", "case_no", "qa_id") and v}
-                session.add(Message(
+                rows.append(Message(
                     conversation_id=conv.id, channel=inbound.channel, account=inbound.account,
                     direction="out", source=source, kind=reply.kind, text=reply.text,
                     source_ref=reply.source_ref, meta=meta, in_reply_to_id=message_id,
                     latency_ms=latency_ms, created_at=now))
+            session.add_all(rows)
+            await session.flush()
+            for reply, row in zip(replies, rows):
+                reply.id = row.id      # channels hand it out so the citizen can rate the reply
             await session.execute(update(Message).where(Message.id == message_id)
                                   .values(status=status))
             current = await session.get(Conversation, conv.id, populate_existing=True)

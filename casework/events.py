@@ -15,8 +15,6 @@ BOT_UNAVAILABLE = "bot_unavailable"      # Rasa down or too slow; apology sent, 
 HANDOFF_REQUESTED = "handoff_requested"
 CASE_SUBMITTED = "case_submitted"
 RATING_GIVEN = "rating_given"
-QA_ANSWERED = "qa_answered"          # detail: entry_id, version, score
-QA_UNANSWERED = "qa_unanswered"      # detail: query — the curation loop reads these
 
 
 def record(

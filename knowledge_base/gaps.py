@@ -1,4 +1,5 @@
-"""The curation loop: questions the base could not answer, grouped so admins see what to add."""
+"""The curation loop: questions the base could not answer (no match, or a clarification the
+citizen left; `curation.gap_queries`), grouped so admins see what to add."""
 from __future__ import annotations
 
 from collections import Counter

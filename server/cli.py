@@ -165,8 +165,8 @@ def cmd_kb_gaps(args, config) -> int:
     import json
     from datetime import timedelta
 
-    from casework import events
     from knowledge_base.api import KnowledgeBase
+    from knowledge_base.curation import gap_queries
     from knowledge_base.gaps import cluster
     from knowledge_base.settings import load_settings
     from server.db import Database, utcnow
@@ -177,8 +177,8 @@ def cmd_kb_gaps(args, config) -> int:
             kb = KnowledgeBase(db, load_settings(config.embedder))
             await kb.refresh()
             async with db.session() as session:
-                found = await events.find(session, events.QA_UNANSWERED, utcnow() - timedelta(days=args.days))
-            return cluster([e.detail.get("query", "") for e in found], kb.index)
+                found = await gap_queries(session, utcnow() - timedelta(days=args.days))
+            return cluster(found, kb.index)
         finally:
             await db.dispose()
 

@@ -5,8 +5,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 
 from bot.actions import ServiceAction, conversation_id, utter
-from casework import events
-from knowledge_base.search import ANSWER, CLARIFY, PublishedQA, is_foreign
+from knowledge_base import curation
+from knowledge_base.search import ANSWER, CLARIFY, Decision, PublishedQA, is_foreign
 
 NO_ANSWER_TEXT = ("抱歉，问答库里暂时没有找到与您的问题相符的答案。您可以换个说法再问一次，"
                   "或输入“转人工”由工作人员为您解答。")
@@ -34,16 +34,15 @@ class ActionAnswerQuestion(ServiceAction):
             if qa is None:  # retired between the clarification and the choice
                 utter(dispatcher, "fallback", "抱歉，这个问题的答案刚刚下线了。请换个说法再问一次，或输入“转人工”。")
             else:
-                await self._log(tracker, events.QA_ANSWERED, entry_id=qa.entry_id, version=qa.version)
+                await self._log(tracker, chosen=qa)
                 utter(dispatcher, "answer", **answer_fields(qa))
             return [SlotSet("faq_id", None)]
 
         query = tracker.latest_message.get("text") or ""
         decision = kb.decide(query)
+        await self._log(tracker, query=query, decision=decision)
         if decision.kind == ANSWER:
             qa = decision.best.qa
-            await self._log(tracker, events.QA_ANSWERED, entry_id=qa.entry_id, version=qa.version,
-                            score=decision.best.score)
             utter(dispatcher, "answer", **answer_fields(qa, query))
         elif decision.kind == CLARIFY:
             options = [{"title": h.qa.question, "payload": str(i), "faq_id": h.qa.entry_id}
@@ -53,10 +52,15 @@ class ActionAnswerQuestion(ServiceAction):
                   f"您是想问下面哪个问题？请回复序号：\n{lines}\n都不是的话，可以换个说法再问，或输入“转人工”。",
                   options=options)
         else:
-            await self._log(tracker, events.QA_UNANSWERED, query=query[:200])
             utter(dispatcher, "fallback", NO_ANSWER_TEXT)
         return []
 
-    async def _log(self, tracker: Tracker, name: str, **detail) -> None:
+    async def _log(self, tracker: Tracker, query: str = "", decision: Decision | None = None,
+                   chosen: PublishedQA | None = None) -> None:
+        """The curation loop's record: how a search decided, or which candidate was chosen."""
         async with self.services.db.session() as session, session.begin():
-            events.record(session, name, conversation_id=conversation_id(tracker), **detail)
+            if chosen is not None:
+                await curation.mark_chosen(session, conversation_id(tracker), chosen.entry_id,
+                                           chosen.version_id)
+            else:
+                curation.log_query(session, conversation_id(tracker), query, decision)

@@ -31,10 +31,11 @@ async def post(client, expect: int, **body) -> dict:
 
 async def test_rasa_down_gives_an_apology_and_keeps_the_message(client, db):
     data = await post(client, 200, sender="web-a", text="居住证怎么办理")
-    assert data == {"replies": [{"text": APOLOGY, "kind": "handoff"}], "status": "with_staff"}
     async with db.session() as session:
         rows = (await session.scalars(select(Message).order_by(Message.id))).all()
         conv = await session.scalar(select(Conversation))
+    assert data == {"replies": [{"text": APOLOGY, "kind": "handoff", "id": rows[1].id}],
+                    "status": "with_staff"}
     assert [(m.direction, m.text, m.status) for m in rows] == [
         ("in", "居住证怎么办理", "queued_for_staff"), ("out", APOLOGY, None)]
     assert conv.state == "staff" and conv.handoff_reason == "bot_unavailable"

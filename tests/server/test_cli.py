@@ -85,15 +85,17 @@ async def test_kb_export_round_trips_an_import_exactly(db, tmp_path):
 async def test_kb_gaps_groups_unanswered_questions_biggest_first(db):
     import json
 
-    from casework import events
     from knowledge_base.api import DEMO_QA
+    from knowledge_base.models import ABANDONED, ANSWERED, UNANSWERED, Query
 
     assert govchat(db.url, "kb", "import", str(DEMO_QA), "--publish").returncode == 0
     asked = ["宠物狗办证在哪里办", "宠物狗办证去哪里", "养狗办证在哪里办理", "宠物狗办证在哪里办",
              "垃圾分类积分怎么兑换"]
     async with db.session() as session, session.begin():
-        for query in asked:
-            events.record(session, events.QA_UNANSWERED, query=query)
+        for i, query in enumerate(asked):
+            # A clarification the citizen walked away from is a gap too.
+            session.add(Query(text=query, outcome=ABANDONED if i == 2 else UNANSWERED))
+        session.add(Query(text="社保卡丢了怎么补办", outcome=ANSWERED, entry_id="SB-001"))
     result = govchat(db.url, "kb", "gaps", "--json", GOVCHAT_EMBEDDER="none")
     assert result.returncode == 0, result.stderr
     gaps = [json.loads(line) for line in result.stdout.splitlines()]
