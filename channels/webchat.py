@@ -1,4 +1,5 @@
-"""The web chat channel: `POST /api/chat` for the page at `/` (and any H5 client)."""
+"""The web chat channel: `POST /api/chat` for the page at `/` (and any H5 client), and
+`POST /api/chat/feedback` for the citizen's thumbs up/down on an answer."""
 from __future__ import annotations
 
 import re
@@ -6,13 +7,17 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot import api as bot_api
 from bot.gateway import Inbound, InputRejected
-from server.appkeys import GATEWAY
+from bot.models import Message
+from knowledge_base import curation
+from server.appkeys import DB, GATEWAY
 
 STATIC = Path(__file__).resolve().parent / "static" / "webchat"
 CHANNEL = "webchat"
 MAX_BODY = 16 * 1024
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+BAD_REQUEST = "请求格式不正确，请刷新页面后重试。"
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -44,6 +49,35 @@ async def chat(request: web.Request) -> web.Response:
         {"replies": [r.public() for r in outcome.replies], "status": outcome.status})
 
 
+async def feedback(request: web.Request) -> web.Response:
+    """A thumbs up/down on one answer; only the citizen it was sent to may rate it."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return _error(413, BAD_REQUEST)
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, BAD_REQUEST)
+    if not isinstance(body, dict):
+        return _error(400, BAD_REQUEST)
+    sender, reply_id, helpful = body.get("sender"), body.get("reply_id"), body.get("helpful")
+    # bool is an int in Python: `true` is no reply id.
+    if (not isinstance(sender, str) or not _ID.match(sender) or type(reply_id) is not int
+            or reply_id < 1 or not isinstance(helpful, bool)):
+        return _error(400, BAD_REQUEST)
+    async with request.app[DB].session() as session, session.begin():
+        reply = await session.get(Message, reply_id)
+        conv = await bot_api.get_conversation(session, reply.conversation_id) if reply else None
+        # Someone else's reply looks exactly like one that does not exist.
+        if (conv is None or reply.direction != "out"
+                or (conv.channel, conv.account, conv.sender) != (CHANNEL, "", sender)):
+            return _error(404, "没有找到这条回复，请刷新页面后重试。")
+        try:
+            await curation.record_feedback(session, reply_id, helpful)
+        except curation.NotAnAnswer:
+            return _error(400, "只有问答库的答复可以评价。")
+    return web.json_response({"ok": True})
+
+
 async def page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
@@ -51,4 +85,5 @@ async def page(request: web.Request) -> web.FileResponse:
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", page, name="webchat-page")
     app.router.add_post("/api/chat", chat, name="webchat-api")
+    app.router.add_post("/api/chat/feedback", feedback, name="webchat-feedback")
     app.router.add_static("/static/webchat/", STATIC, name="webchat-static")

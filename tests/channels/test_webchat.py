@@ -125,3 +125,92 @@ async def test_a_retry_is_replayed_even_at_the_rate_limit(client):
     for i in range(1, 5):
         await post(client, 200, sender="web-g", text=f"问题{i}", message_id=f"g-{i}")
     assert await post(client, 200, sender="web-g", text="问题0", message_id="g-0") == first
+
+
+# Rasa as far as the chat API sees it: an answer from the Q&A base, or a clarification.
+RASA_SAYS = {
+    "社保卡丢了": [{"custom": {"kind": "answer", "text": "先挂失，再补卡。", "qa_id": "SB-001",
+                             "source_ref": "qa:SB-001@1"}}],
+    "居住证": [{"custom": {"kind": "clarify", "text": "您是想问哪个？", "options": [
+        {"title": "居住证怎么办理？", "payload": "1", "faq_id": "HJ-005"}]}}],
+}
+
+
+@pytest.fixture
+async def answering(db, tmp_path):
+    """The app with a fake Rasa on loopback and SB-001 published."""
+    from aiohttp import web
+
+    from knowledge_base import api as kb
+
+    async with db.session() as session, session.begin():
+        await kb.import_rows(session, [kb.Row("SB-001", "社保卡丢了怎么补办？", (), "先挂失，再补卡。",
+                                              "社保", "社保中心")], actor="test", publish=True)
+
+    async def webhook(request):
+        return web.json_response(RASA_SAYS[(await request.json())["message"]])
+
+    rasa = web.Application()
+    rasa.router.add_post("/webhooks/rest/webhook", webhook)
+    async with TestServer(rasa, host="127.0.0.1") as fake_rasa:
+        config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
+                        rasa_url=str(fake_rasa.make_url("/")).rstrip("/"))
+        async with TestClient(TestServer(create_app(config))) as client:
+            yield client
+
+
+async def vote(client, expect: int, **body) -> dict:
+    resp = await client.post("/api/chat/feedback", json=body)
+    data = await resp.json()
+    assert resp.status == expect, data
+    return data
+
+
+async def test_a_vote_on_an_answer_is_stored_against_its_version_and_can_be_changed(answering, db):
+    from knowledge_base.models import Feedback, Version
+
+    reply = (await post(answering, 200, sender="web-h", text="社保卡丢了"))["replies"][0]
+    assert reply["kind"] == "answer" and isinstance(reply["id"], int)
+    assert await vote(answering, 200, sender="web-h", reply_id=reply["id"], helpful=True) == {"ok": True}
+    assert await vote(answering, 200, sender="web-h", reply_id=reply["id"], helpful=False) == {"ok": True}
+    async with db.session() as session:
+        votes = (await session.scalars(select(Feedback))).all()
+        version = await session.scalar(select(Version))
+    assert [(v.message_id, v.entry_id, v.version_id, v.helpful) for v in votes] == [
+        (reply["id"], "SB-001", version.id, False)]
+
+
+async def test_only_the_citizen_who_got_the_reply_may_rate_it(answering, db):
+    from knowledge_base.models import Feedback
+
+    reply = (await post(answering, 200, sender="web-i", text="社保卡丢了"))["replies"][0]
+    async with db.session() as session:
+        question = await session.scalar(select(Message.id).where(Message.direction == "in"))
+    for sender, reply_id in (("web-j", reply["id"]), ("web-i", reply["id"] + 100), ("web-i", question)):
+        data = await vote(answering, 404, sender=sender, reply_id=reply_id, helpful=True)
+        assert data["error"] == "没有找到这条回复，请刷新页面后重试。"
+    clarify = (await post(answering, 200, sender="web-i", text="居住证"))["replies"][0]
+    data = await vote(answering, 400, sender="web-i", reply_id=clarify["id"], helpful=True)
+    assert "问答库的答复" in data["error"]
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Feedback)) == 0
+
+
+@pytest.mark.parametrize("body", [
+    {"reply_id": 1, "helpful": True},
+    {"sender": "a b", "reply_id": 1, "helpful": True},
+    {"sender": "web-k", "reply_id": "1", "helpful": True},
+    {"sender": "web-k", "reply_id": True, "helpful": True},
+    {"sender": "web-k", "reply_id": 0, "helpful": True},
+    {"sender": "web-k", "reply_id": 1, "helpful": "yes"},
+    {"sender": "web-k", "reply_id": 1},
+    ["web-k", 1, True],
+])
+async def test_a_malformed_vote_is_refused_in_chinese(client, body):
+    resp = await client.post("/api/chat/feedback", json=body)
+    assert resp.status == 400 and (await resp.json())["error"] == "请求格式不正确，请刷新页面后重试。"
+
+
+async def test_a_vote_that_is_not_json_is_refused(client):
+    resp = await client.post("/api/chat/feedback", data="{oops", headers={"Content-Type": "application/json"})
+    assert resp.status == 400 and "格式" in (await resp.json())["error"]

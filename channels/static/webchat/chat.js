@@ -24,6 +24,8 @@
   };
   // Resending the identical text cannot fix these, so no 重试 button for them.
   var NOT_RETRYABLE = { 400: true, 413: true };
+  var FEEDBACK_THANKS = '感谢您的反馈';
+  var FEEDBACK_FAILED = '评价提交失败，请稍后再试';
 
   var $ = function (id) { return document.getElementById(id); };
   var log = $('chat-log');
@@ -196,6 +198,60 @@
     return box;
   }
 
+  /* ---------- 有帮助 / 没帮助 on answers ---------- */
+
+  function postFeedback(replyId, helpful) {
+    return fetch('/api/chat/feedback', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sender: sender, reply_id: replyId, helpful: helpful })
+    }).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (body) {
+        if (res.ok) return body;
+        throw new Error(body && typeof body.error === 'string' && body.error ? body.error : FEEDBACK_FAILED);
+      });
+    }, function () {
+      throw new Error(NETWORK_ERROR);
+    });
+  }
+
+  function renderFeedback(replyId) {
+    var box = el('div', 'feedback');
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', '这条答复对您有帮助吗');
+    var status = el('span', 'feedback-status');
+    var buttons = [[true, '有帮助', '👍'], [false, '没帮助', '👎']].map(function (choice) {
+      var btn = el('button', 'small-btn feedback-btn', choice[1] + ' ');
+      btn.type = 'button';
+      btn.setAttribute('data-helpful', String(choice[0]));
+      var icon = el('span', null, choice[2]);
+      icon.setAttribute('aria-hidden', 'true');   // the words say it; screen readers skip the emoji
+      btn.appendChild(icon);
+      btn.addEventListener('click', function () { vote(choice[0]); });
+      box.appendChild(btn);
+      return btn;
+    });
+    box.appendChild(status);
+
+    function vote(helpful) {
+      buttons.forEach(function (b) { b.disabled = true; });
+      status.classList.remove('is-error');
+      status.textContent = '';
+      postFeedback(replyId, helpful).then(function () {
+        buttons.forEach(function (b) { b.remove(); });
+        status.textContent = FEEDBACK_THANKS;
+        announce(FEEDBACK_THANKS);
+      }, function (err) {
+        // Let the citizen try again; the server keeps one vote per answer.
+        buttons.forEach(function (b) { b.disabled = false; });
+        status.classList.add('is-error');
+        status.textContent = err.message || FEEDBACK_FAILED;
+        announce(status.textContent);
+      });
+    }
+    return box;
+  }
+
   function validOptions(options) {
     if (!Array.isArray(options)) return [];
     return options.filter(function (o) {
@@ -216,6 +272,9 @@
     }
     if (typeof reply.qa_id === 'string' && reply.qa_id) {
       bubble.appendChild(el('p', 'msg-source', '来源：问答库 ' + reply.qa_id));
+    }
+    if (kind === 'answer' && typeof reply.id === 'number') {
+      bubble.appendChild(renderFeedback(reply.id));
     }
     var options = validOptions(reply.options);
     if (options.length) bubble.appendChild(renderOptions(options));
