@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 
-from knowledge_base.api import DEMO_QA, read_csv  # noqa: E402
+from knowledge_base.api import DEMO_QA, read_table  # noqa: E402
 from knowledge_base.embeddings import make_embedder  # noqa: E402
 from knowledge_base.search import ANSWER, PublishedQA, QAIndex, Thresholds  # noqa: E402
 
@@ -130,7 +130,7 @@ def policy(weight):
 
 def demo_entries():
     return [PublishedQA(r.id, n, 1, r.question, r.similar_questions, r.answer, r.category, r.unit)
-            for n, r in enumerate(read_csv(DEMO_QA))]
+            for n, r in enumerate(read_table(DEMO_QA))]
 
 
 def demo_queries():

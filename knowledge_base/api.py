@@ -5,9 +5,7 @@ Consoles, Rasa actions and the CLI call these; none of them touches the kb_* tab
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -17,57 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from knowledge_base import workflow
 from knowledge_base.models import PUBLISHED, Entry, Version
 from knowledge_base.embeddings import Embedder, make_embedder
+# The file format lives in files.py; callers reach it through this module.
+from knowledge_base.files import COLUMNS, ImportRejected, Row, read_table, write_table  # noqa: F401
 from knowledge_base.search import Decision, PublishedQA, QAIndex
 from knowledge_base.settings import SearchSettings
 from server.db import Database
 
 log = logging.getLogger(__name__)
 DEMO_QA = Path(__file__).resolve().parent / "demo" / "qa.csv"
-COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
-
-
-class ImportRejected(ValueError):
-    """A Q&A file was rejected whole; `problems` lists every one by row and column."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class Row:
-    id: str
-    question: str
-    similar_questions: tuple[str, ...]
-    answer: str
-    category: str
-    unit: str
-
-
-def read_csv(path: Path) -> list[Row]:
-    """Read and check a Q&A CSV; any problem rejects the whole file."""
-    problems: list[str] = []
-    rows: list[Row] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ImportRejected([f"header: missing column(s) {', '.join(missing)}"])
-        seen: dict[str, int] = {}
-        for line, raw in enumerate(reader, start=2):
-            values = {c: (raw.get(c) or "").strip() for c in COLUMNS}
-            for col in ("id", "question", "answer"):
-                if not values[col]:
-                    problems.append(f"row {line}, column {col}: empty")
-            if values["id"] in seen:
-                problems.append(f"row {line}, column id: {values['id']} repeats row {seen[values['id']]}")
-            seen.setdefault(values["id"], line)
-            similar = tuple(s.strip() for s in values["similar_questions"].split("|") if s.strip())
-            rows.append(Row(values["id"], values["question"], similar, values["answer"],
-                            values["category"], values["unit"]))
-    if problems:
-        raise ImportRejected(problems)
-    return rows
 
 
 async def export_rows(session: AsyncSession) -> list[Row]:
@@ -83,16 +38,9 @@ async def export_rows(session: AsyncSession) -> list[Row]:
         .join(latest, (latest.c.entry_id == Version.entry_id) & (latest.c.number == Version.number))
         .order_by(Entry.id)
     )
-    return [Row(ext_id, v.question, tuple(v.similar_questions), v.answer, v.category, v.unit)
+    return [Row(ext_id, v.question, tuple(v.similar_questions), v.answer, v.category, v.unit,
+                tuple(v.tags or ()), v.valid_from, v.valid_to, v.notice_until)
             for ext_id, v in (await session.execute(stmt)).all()]
-
-
-def write_csv(path: Path, rows: list[Row]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        for r in rows:
-            writer.writerow([r.id, r.question, "|".join(r.similar_questions), r.answer, r.category, r.unit])
 
 
 async def import_rows(session: AsyncSession, rows: list[Row], actor: str, publish: bool) -> int:
@@ -104,7 +52,8 @@ async def import_rows(session: AsyncSession, rows: list[Row], actor: str, publis
     for row in rows:
         version = await workflow.new_version(
             session, row.id, actor, question=row.question, similar_questions=list(row.similar_questions),
-            answer=row.answer, category=row.category, unit=row.unit)
+            answer=row.answer, category=row.category, unit=row.unit, tags=list(row.tags),
+            valid_from=row.valid_from, valid_to=row.valid_to, notice_until=row.notice_until)
         if publish:
             await workflow.publish(session, version, actor)
     return len(rows)

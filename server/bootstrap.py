@@ -23,7 +23,7 @@ async def load_demo_content(db: Database) -> list[str]:
             c = await casework.import_categories(session, casework.DEMO / "categories.csv")
             loaded.append(f"{n} units, {c} categories")
         if await kb.count_entries(session) == 0:
-            rows = kb.read_csv(kb.DEMO_QA)
+            rows = kb.read_table(kb.DEMO_QA)
             await kb.import_rows(session, rows, actor="system", publish=True)
             admin_api.audit(session, "system", "kb.import", str(kb.DEMO_QA.name),
                             entries=len(rows), published=True)

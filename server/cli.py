@@ -122,7 +122,7 @@ def cmd_kb_import(args, config) -> int:
     from server.db import Database
 
     try:
-        rows = kb.read_csv(Path(args.file))
+        rows = kb.read_table(Path(args.file))
     except kb.ImportRejected as exc:
         print(f"govchat kb import: {args.file} was rejected, nothing was imported:", file=sys.stderr)
         for problem in exc.problems:
@@ -156,7 +156,11 @@ def cmd_kb_export(args, config) -> int:
             await db.dispose()
 
     rows = asyncio.run(run())
-    kb.write_csv(Path(args.file), rows)
+    try:
+        kb.write_table(Path(args.file), rows)
+    except kb.ImportRejected as exc:   # neither .csv nor .xlsx
+        print(f"govchat kb export: {exc}", file=sys.stderr)
+        return 2
     print(f"Exported {len(rows)} entries to {args.file}.")
     return 0
 
@@ -271,12 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     kb = sub.add_parser("kb", help="the Q&A base")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
-    imp = kb_sub.add_parser("import", help="import a CSV (id, question, similar_questions, answer, category, unit)")
+    imp = kb_sub.add_parser("import", help="import a .csv or .xlsx (id, question, similar_questions, "
+                            "answer, category, unit; optional tags, valid_from, valid_to, notice_until)")
     imp.add_argument("file")
     imp.add_argument("--publish", action="store_true", help="publish at once, approved by the importer")
     imp.set_defaults(func=cmd_kb_import)
 
-    exp = kb_sub.add_parser("export", help="write every entry's latest version as CSV (re-importable)")
+    exp = kb_sub.add_parser("export", help="write every entry's latest version as .csv or .xlsx "
+                            "(re-importable)")
     exp.add_argument("file")
     exp.set_defaults(func=cmd_kb_export)
 

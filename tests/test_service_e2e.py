@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from bot.models import Message
 from casework.models import Case, Event
-from knowledge_base.api import DEMO_QA, read_csv
+from knowledge_base.api import DEMO_QA, read_table
 from server.db import Database
 from tests.conftest import reset_schema
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS, Chat, pid_alive, start_service, stop_service, wait_healthy
@@ -94,7 +94,7 @@ async def test_an_ambiguous_question_is_clarified_and_the_citizen_picks_by_numbe
     clarify = (await chat.send("居住证"))["replies"][0]
     assert clarify["kind"] == "clarify" and len(clarify["options"]) >= 2
     picked = (await chat.send("2"))["replies"][0]
-    questions = {row.id: row.question for row in read_csv(DEMO_QA)}
+    questions = {row.id: row.question for row in read_table(DEMO_QA)}
     assert picked["kind"] == "answer"
     assert questions[picked["qa_id"]] == clarify["options"][1]["title"]
 

@@ -1,19 +1,19 @@
 """The first Q&A search over the bundled demo base: right answer, honest doubt, honest no."""
 import pytest
 
-from knowledge_base.api import DEMO_QA, read_csv
+from knowledge_base.api import DEMO_QA, read_table
 from knowledge_base.search import ANSWER, CLARIFY, NO_ANSWER, PublishedQA, QAIndex
 
 
 @pytest.fixture(scope="module")
 def index() -> QAIndex:
-    rows = read_csv(DEMO_QA)
+    rows = read_table(DEMO_QA)
     return QAIndex([PublishedQA(r.id, n, 1, r.question, r.similar_questions, r.answer, r.category, r.unit)
                     for n, r in enumerate(rows)])
 
 
 def test_the_demo_base_is_large_and_varied():
-    rows = read_csv(DEMO_QA)
+    rows = read_table(DEMO_QA)
     assert len(rows) >= 150
     assert len({r.category for r in rows}) >= 12
     assert all(len(r.similar_questions) >= 2 for r in rows)

@@ -17,7 +17,7 @@ GOVCHAT = str(Path(sys.executable).parent / "govchat")
 @pytest.fixture
 async def demo_db(db):
     async with db.session() as session, session.begin():
-        await kb.import_rows(session, kb.read_csv(kb.DEMO_QA), actor="test", publish=True)
+        await kb.import_rows(session, kb.read_table(kb.DEMO_QA), actor="test", publish=True)
     return db
 
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 
 from admin.api import verify_password
@@ -73,13 +74,42 @@ async def test_setup_loads_the_demo_once_and_creates_one_admin(db, tmp_path):
 
 
 async def test_kb_export_round_trips_an_import_exactly(db, tmp_path):
-    from knowledge_base.api import DEMO_QA
+    from knowledge_base.api import DEMO_QA, read_table
 
     assert govchat(db.url, "kb", "import", str(DEMO_QA), "--publish").returncode == 0
     exported = tmp_path / "out.csv"
     result = govchat(db.url, "kb", "export", str(exported))
-    assert result.returncode == 0 and "Exported 170 entries" in result.stdout
-    assert exported.read_text(encoding="utf-8") == DEMO_QA.read_text(encoding="utf-8")
+    assert result.returncode == 0 and f"Exported {len(read_table(DEMO_QA))} entries" in result.stdout
+    assert exported.read_bytes() == DEMO_QA.read_bytes()
+
+
+async def test_kb_import_of_an_xlsx_publishes_approved_by_the_importer_and_audits(db, tmp_path):
+    from knowledge_base.api import Row, write_table
+    from knowledge_base.models import Version
+
+    sheet = tmp_path / "qa.xlsx"
+    write_table(sheet, [Row("X-1", "问题一", (), "答案一", "社保", "人社局"),
+                        Row("X-2", "问题二", ("说法",), "答案二", "", "")])
+    result = govchat(db.url, "kb", "import", str(sheet), "--publish")
+    assert result.returncode == 0, result.stderr
+    assert "Imported 2 entries and published them" in result.stdout
+    async with db.session() as session:
+        versions = (await session.scalars(select(Version).order_by(Version.id))).all()
+        audits = (await session.scalars(select(AuditEntry).where(AuditEntry.action == "kb.import"))).all()
+    assert [(v.status, v.reviewer) for v in versions] == [("published", "cli"), ("published", "cli")]
+    assert [(a.actor, a.target, a.detail) for a in audits] == [
+        ("cli", str(sheet), {"entries": 2, "published": True})]
+    exported = tmp_path / "out.xlsx"
+    assert govchat(db.url, "kb", "export", str(exported)).returncode == 0
+    assert [c.value for c in load_workbook(exported).worksheets[0]["A"]] == ["id", "X-1", "X-2"]
+
+
+@pytest.mark.parametrize("command", ["import", "export"])
+async def test_kb_import_and_export_refuse_other_file_kinds(db, tmp_path, command):
+    path = tmp_path / "qa.xls"
+    path.write_text("id\n")
+    result = govchat(db.url, "kb", command, str(path))
+    assert result.returncode == 2 and "must be .csv or .xlsx, not .xls" in result.stderr
 
 
 async def test_kb_gaps_groups_unanswered_questions_biggest_first(db):
@@ -103,3 +133,47 @@ async def test_kb_gaps_groups_unanswered_questions_biggest_first(db):
     assert gaps[0]["examples"][0] == "宠物狗办证在哪里办"
     assert set(gaps[0]["examples"]) <= set(asked[:4]) and gaps[1]["examples"] == ["垃圾分类积分怎么兑换"]
     assert all("nearest_id" in g for g in gaps)
+
+
+async def test_kb_hits_prints_answers_and_votes_per_entry_and_period(db):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from bot.models import Conversation, Message
+    from knowledge_base import api as kb
+    from knowledge_base import curation
+    from knowledge_base.models import ANSWERED, CHOSEN, UNANSWERED, Query
+
+    at = datetime.now(timezone.utc) - timedelta(hours=1)
+    async with db.session() as session, session.begin():
+        await kb.import_rows(session, [kb.Row("SB-001", "社保卡丢了怎么补办？", (), "先挂失。", "社保", "")],
+                             actor="test", publish=True)
+        for outcome, entry_id in [(ANSWERED, "SB-001"), (CHOSEN, "SB-001"), (ANSWERED, "GJJ-001"),
+                                  (UNANSWERED, None)]:
+            session.add(Query(text="问", outcome=outcome, entry_id=entry_id, at=at))
+        session.add(Query(text="问", outcome=ANSWERED, entry_id="HJ-005", at=at - timedelta(days=40)))
+        conv = Conversation(channel="webchat", sender="web-1")
+        session.add(conv)
+        await session.flush()
+        reply = Message(conversation_id=conv.id, channel="webchat", direction="out", source="bot",
+                        kind="answer", text="先挂失。", source_ref="qa:SB-001@1")
+        session.add(reply)
+        await session.flush()
+        await curation.record_feedback(session, reply.id, True, at=at)
+
+    result = govchat(db.url, "kb", "hits", "--period", "day")
+    assert result.returncode == 0, result.stderr
+    day = curation.period_label(at, "day")
+    assert result.stdout.splitlines() == [
+        "entry    period      answered   👍   👎",
+        f"SB-001   {day}         2     1     0",
+        f"GJJ-001  {day}         1     0     0",
+    ]
+    result = govchat(db.url, "kb", "hits", "--period", "quarter", "--days", "60", "--json")
+    assert result.returncode == 0, result.stderr
+    quarters = [curation.period_label(at - timedelta(days=40), "quarter"), curation.period_label(at, "quarter")]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {(r["entry_id"], r["period"], r["answered"], r["up"], r["down"]) for r in rows} == {
+        ("SB-001", quarters[1], 2, 1, 0), ("GJJ-001", quarters[1], 1, 0, 0), ("HJ-005", quarters[0], 1, 0, 0)}
+    result = govchat(db.url, "kb", "hits", "--period", "year")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
