@@ -45,11 +45,13 @@ def all_actions(services: Services) -> list[Action]:
                                    ActionStartCase, ActionSubmitCase, ValidateCaseForm)
     from bot.actions.faq import ActionAnswerQuestion
     from bot.actions.service import ActionHandoff, ActionRate
+    from bot.actions.welcome import ActionGreet
 
     return [
         ActionAnswerQuestion(services), ActionStartCase(), ValidateCaseForm(),
         ActionAskCaseConfirm(), ActionSubmitCase(services), ActionCancelCase(),
         ActionQueryCase(services), ActionHandoff(services), ActionRate(services),
+        ActionGreet(services),
     ]
 
 

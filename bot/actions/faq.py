@@ -6,6 +6,7 @@ from rasa_sdk.events import SlotSet
 
 from bot.actions import ServiceAction, conversation_id, utter
 from knowledge_base import curation
+from knowledge_base.consult import consult
 from knowledge_base.search import ANSWER, CLARIFY, Decision, PublishedQA, is_foreign
 
 NO_ANSWER_TEXT = ("抱歉，问答库里暂时没有找到与您的问题相符的答案。您可以换个说法再问一次，"
@@ -20,6 +21,24 @@ def answer_fields(qa: PublishedQA, query: str = "") -> dict:
     if is_foreign(query):   # art. 11: say so in the citizen's language
         text = ENGLISH_NOTE + text
     return {"text": text, "qa_id": qa.entry_id, "source_ref": f"qa:{qa.entry_id}@{qa.version}"}
+
+
+def last_answered(tracker: Tracker) -> str | None:
+    """The entry the bot's latest reply in this session answered, the context of a follow-up.
+
+    Read from Rasa's own events (each answer carries its `qa_id`), so nothing extra is stored.
+    A later clarification, fallback or form question means the topic has moved on.
+    """
+    for event in reversed(tracker.events):
+        if event.get("event") in ("session_started", "restart"):
+            return None
+        if event.get("event") == "bot":
+            custom = (event.get("data") or {}).get("custom") or {}
+            if custom.get("qa_id"):
+                return custom["qa_id"]
+            if custom.get("kind") not in (None, "info"):
+                return None
+    return None
 
 
 class ActionAnswerQuestion(ServiceAction):
@@ -39,7 +58,8 @@ class ActionAnswerQuestion(ServiceAction):
             return [SlotSet("faq_id", None)]
 
         query = tracker.latest_message.get("text") or ""
-        decision = kb.decide(query)
+        previous = last_answered(tracker)
+        decision = consult(kb.index, query, previous=kb.get(previous) if previous else None)
         await self._log(tracker, query=query, decision=decision)
         if decision.kind == ANSWER:
             qa = decision.best.qa
