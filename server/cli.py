@@ -199,6 +199,38 @@ def cmd_kb_gaps(args, config) -> int:
     return 0
 
 
+def cmd_kb_hits(args, config) -> int:
+    import json
+    from dataclasses import asdict
+    from datetime import timedelta
+
+    from knowledge_base.curation import hits
+    from server.db import Database, utcnow
+
+    async def run():
+        db = Database(config.database_url)
+        try:
+            async with db.session() as session:
+                return await hits(session, utcnow() - timedelta(days=args.days), period=args.period)
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    if args.json:
+        for row in rows:
+            print(json.dumps(asdict(row), ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"No answers in the last {args.days} days.")
+        return 0
+    width = max(5, *(len(r.entry_id) for r in rows))
+    # An emoji takes two columns in a terminal: pad its header one less.
+    print(f"{'entry':<{width}}  {'period':<10}  {'answered':>8}  {'👍':>3}  {'👎':>3}")
+    for r in rows:
+        print(f"{r.entry_id:<{width}}  {r.period:<10}  {r.answered:>8}  {r.up:>4}  {r.down:>4}")
+    return 0
+
+
 def cmd_kb_search(args, config) -> int:
     import json
 
@@ -291,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     gaps.add_argument("--min-count", type=int, default=1)
     gaps.add_argument("--json", action="store_true", help="one JSON object per group")
     gaps.set_defaults(func=cmd_kb_gaps)
+
+    hits = kb_sub.add_parser("hits", help="answers and 👍/👎 per entry and period (Shanghai time)")
+    hits.add_argument("--period", choices=["day", "week", "month", "quarter"], default="month")
+    hits.add_argument("--days", type=int, default=30, help="look back this many days (default 30)")
+    hits.add_argument("--json", action="store_true", help="one JSON object per entry and period")
+    hits.set_defaults(func=cmd_kb_hits)
 
     search = kb_sub.add_parser("search", help="search the published Q&A base; one JSON line per query")
     search.add_argument("query", nargs="?")

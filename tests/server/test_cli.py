@@ -133,3 +133,47 @@ async def test_kb_gaps_groups_unanswered_questions_biggest_first(db):
     assert gaps[0]["examples"][0] == "宠物狗办证在哪里办"
     assert set(gaps[0]["examples"]) <= set(asked[:4]) and gaps[1]["examples"] == ["垃圾分类积分怎么兑换"]
     assert all("nearest_id" in g for g in gaps)
+
+
+async def test_kb_hits_prints_answers_and_votes_per_entry_and_period(db):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from bot.models import Conversation, Message
+    from knowledge_base import api as kb
+    from knowledge_base import curation
+    from knowledge_base.models import ANSWERED, CHOSEN, UNANSWERED, Query
+
+    at = datetime.now(timezone.utc) - timedelta(hours=1)
+    async with db.session() as session, session.begin():
+        await kb.import_rows(session, [kb.Row("SB-001", "社保卡丢了怎么补办？", (), "先挂失。", "社保", "")],
+                             actor="test", publish=True)
+        for outcome, entry_id in [(ANSWERED, "SB-001"), (CHOSEN, "SB-001"), (ANSWERED, "GJJ-001"),
+                                  (UNANSWERED, None)]:
+            session.add(Query(text="问", outcome=outcome, entry_id=entry_id, at=at))
+        session.add(Query(text="问", outcome=ANSWERED, entry_id="HJ-005", at=at - timedelta(days=40)))
+        conv = Conversation(channel="webchat", sender="web-1")
+        session.add(conv)
+        await session.flush()
+        reply = Message(conversation_id=conv.id, channel="webchat", direction="out", source="bot",
+                        kind="answer", text="先挂失。", source_ref="qa:SB-001@1")
+        session.add(reply)
+        await session.flush()
+        await curation.record_feedback(session, reply.id, True, at=at)
+
+    result = govchat(db.url, "kb", "hits", "--period", "day")
+    assert result.returncode == 0, result.stderr
+    day = curation.period_label(at, "day")
+    assert result.stdout.splitlines() == [
+        "entry    period      answered    👍    👎",
+        f"SB-001   {day}         2     1     0",
+        f"GJJ-001  {day}         1     0     0",
+    ]
+    result = govchat(db.url, "kb", "hits", "--period", "quarter", "--days", "60", "--json")
+    assert result.returncode == 0, result.stderr
+    quarters = [curation.period_label(at - timedelta(days=40), "quarter"), curation.period_label(at, "quarter")]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {(r["entry_id"], r["period"], r["answered"], r["up"], r["down"]) for r in rows} == {
+        ("SB-001", quarters[1], 2, 1, 0), ("GJJ-001", quarters[1], 1, 0, 0), ("HJ-005", quarters[0], 1, 0, 0)}
+    result = govchat(db.url, "kb", "hits", "--period", "year")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
