@@ -21,6 +21,14 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[postgres,test]'
 	@touch $@
 
+# The optional sentence-transformers backend, which `make test` covers (about 750 MB, 1–2 minutes).
+# torch first and pinned to the CPU build, so that sentence-transformers cannot bring another;
+# keep its version the same as the `st` extra's in pyproject.toml.
+$(VENV)/.installed-st: $(VENV)/.installed
+	$(VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[postgres,test,st]'
+	@touch $@
+
 # Rasa's own environment (Python 3.10): reinstalled only when its requirements change.
 $(RASA_VENV)/.installed: bot/rasa/requirements.txt
 	@test -x $(RASA_VENV)/bin/python || { py=$$(scripts/find-python.sh 3.10) && echo "Creating $(RASA_VENV) with $$py" && "$$py" -m venv $(RASA_VENV); }
@@ -34,7 +42,7 @@ setup: $(VENV)/.installed $(RASA_VENV)/.installed
 run: $(VENV)/.installed $(RASA_VENV)/.installed
 	@exec $(VENV)/bin/govchat run $(if $(PORT),--port $(PORT))
 
-test: $(VENV)/.installed $(RASA_VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.installed-st $(RASA_VENV)/.installed
 	@$(VENV)/bin/govchat rasa train
 	$(VENV)/bin/python -m pytest
 

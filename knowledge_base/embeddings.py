@@ -63,16 +63,25 @@ class E5Backend:
 
 
 class SentenceTransformerBackend:
-    """Any sentence-transformers model in a local directory (optional extra)."""
+    """Any sentence-transformers model in a local directory (optional extra `st`)."""
 
     def __init__(self, path: str) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        if not Path(path).is_dir():
+        folder = Path(path)
+        if not folder.is_dir():
             raise ValueError(f"no local model directory at {path}")
-        self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
-        self.name = f"st:{Path(path).name}"
-        self.dim = self._model.get_sentence_embedding_dimension()
+        if not ((folder / "modules.json").is_file() or (folder / "config.json").is_file()):
+            raise ValueError(f"{path} is not a sentence-transformers model directory "
+                             "(it has neither modules.json nor config.json)")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ValueError("the st: backend needs sentence-transformers, govchat's optional extra "
+                             "'st': pip install torch==2.13.0, then pip install -e '.[st]'") from exc
+
+        # local_files_only: a missing file must fail here, never send the loader to a model hub.
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self.name = f"st:{folder.name}"
+        self.dim = self._model.get_embedding_dimension()
 
     def queries(self, texts: list[str]) -> np.ndarray:
         return _normalise(self._model.encode(list(texts), batch_size=64, show_progress_bar=False))
