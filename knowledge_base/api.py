@@ -19,6 +19,7 @@ from knowledge_base.embeddings import Embedder, make_embedder
 from knowledge_base.files import COLUMNS, ImportRejected, Row, read_table, write_table  # noqa: F401
 from knowledge_base.search import Decision, PublishedQA, QAIndex
 from knowledge_base.settings import SearchSettings
+from knowledge_base.vectors import VectorStore
 from server.db import Database
 
 log = logging.getLogger(__name__)
@@ -89,27 +90,49 @@ async def count_entries(session: AsyncSession) -> int:
 
 
 class KnowledgeBase:
-    """The served Q&A base: the published entries and their search index."""
+    """The served Q&A base: the published entries and their search index.
 
-    def __init__(self, db: Database, settings: SearchSettings | None = None) -> None:
+    `index_dir` keeps the question embeddings between builds and restarts (vectors.py), so a
+    publish or a restart embeds only new questions.
+    """
+
+    def __init__(self, db: Database, settings: SearchSettings | None = None,
+                 index_dir: Path | None = None) -> None:
         self._db = db
         self.settings = settings or SearchSettings()
+        self._index_dir = index_dir
         self._embedder: Embedder | None = None
+        self._vectors: VectorStore | None = None
         self._index = QAIndex([])
         self._stamp: tuple | None = None
+        self.last_embedded = 0       # questions the last build had to embed (the rest were stored)
 
-    def _build(self, entries: list[PublishedQA]) -> QAIndex:
-        if self.settings.backend != "none" and entries and self._embedder is None:
-            self._embedder = make_embedder(self.settings.backend)
+    def _build(self, entries: list[PublishedQA], current: tuple, progress=None) -> QAIndex:
+        vectors = None
+        if self.settings.backend != "none" and entries:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings.backend)
+                self._vectors = VectorStore(self._index_dir, self._embedder.name)
+            texts = [q for qa in entries for q in qa.questions]
+            vectors, new = self._vectors.vectors(texts, self._embedder.passages, progress)
+            self._vectors.keep_only(texts)
+            if new or self._vectors.stamp != str(current):
+                self._vectors.save(str(current))
+            self.last_embedded = new
+            log.info("Q&A index: %d questions, %d newly embedded", len(texts), new)
         return QAIndex(entries, embedder=self._embedder, dense_weight=self.settings.dense_weight,
-                       thresholds=self.settings.thresholds)
+                       answer_weight=self.settings.answer_weight, thresholds=self.settings.thresholds,
+                       vectors=vectors)
 
-    async def refresh(self) -> None:
+    async def refresh(self, progress=None) -> None:
+        """Rebuild the index from the published versions. `progress(done, total)` is told how
+        embedding goes (called from a worker thread)."""
         async with self._db.session() as session:
             current = await stamp(session)
             entries = await published(session)
-        # Loading a model and embedding every question is CPU work: keep the event loop serving.
-        self._index = await asyncio.get_running_loop().run_in_executor(None, self._build, entries)
+        # Loading a model and embedding questions is CPU work: keep the event loop serving.
+        self._index = await asyncio.get_running_loop().run_in_executor(
+            None, self._build, entries, current, progress)
         self._stamp = current
 
     async def refresh_if_changed(self) -> bool:

@@ -75,91 +75,119 @@ def is_foreign(text: str) -> bool:
 
 
 class QAIndex:
-    """An immutable index over published versions; rebuild (or `with_entries`) to change it.
+    """An immutable index over published versions; build a new one to change it.
 
-    `embedder=None` gives a lexical-only index (no model needed).
+    Three signals, fused into one calibrated 0..1 score per entry:
+    - lexical: BM25 over each entry's questions (canonical and similar);
+    - dense: cosine of sentence embeddings of those questions (faiss);
+    - answer: BM25 over the entry's answer, a small bonus (the answer often names what a
+      colloquial question asks about: "开通银行功能" is in the answer of 社保卡激活).
+    An entry scores as its best-matching question plus the answer bonus. Only candidates are
+    scored exactly: the dense and lexical top `CANDIDATES` questions and the answer top entries,
+    so a query costs the same at 1k and 100k entries. `embedder=None` gives a lexical index.
     """
 
+    CANDIDATES = 200
+    IVF_FROM = 20_000        # questions; below this an exact flat scan is faster than IVF
+
     def __init__(self, entries: list[PublishedQA], *, embedder: Embedder | None = None,
-                 dense_weight: float = 0.6, thresholds: Thresholds | None = None,
-                 vectors: np.ndarray | None = None) -> None:
+                 dense_weight: float = 0.6, answer_weight: float = 0.0,
+                 thresholds: Thresholds | None = None, vectors: np.ndarray | None = None,
+                 tokenize=tokens) -> None:
         self.thresholds = thresholds or Thresholds()
         self.embedder = embedder
         self.dense_weight = dense_weight if embedder is not None else 0.0
+        self.answer_weight = answer_weight
         self.entries = {qa.entry_id: qa for qa in entries}
         self._qa = list(entries)
-        self._doc_entry: list[int] = []
-        self._doc_text: list[str] = []
-        for i, qa in enumerate(entries):
-            for question in qa.questions:
-                self._doc_entry.append(i)
-                self._doc_text.append(question)
-        self._doc_entry_arr = np.asarray(self._doc_entry, dtype=np.int64)
-        self._bm25 = BM25([tokens(t) for t in self._doc_text])
+        # Questions are stored entry by entry: entry i owns questions start[i]:start[i+1].
+        counts = np.fromiter((len(qa.questions) for qa in entries), dtype=np.int64, count=len(entries))
+        self._start = np.concatenate([[0], np.cumsum(counts)])
+        self._doc_entry = np.repeat(np.arange(len(entries)), counts)
+        self._doc_text = [q for qa in entries for q in qa.questions]
+        self._bm25 = BM25([tokenize(t) for t in self._doc_text])
+        self._answers = BM25([tokenize(qa.answer) for qa in entries]) if answer_weight else None
         self._dense = None
         if embedder is not None and self._doc_text:
-            import faiss
-
             if vectors is None:
                 vectors = encode_in_batches(embedder.passages, self._doc_text)
-            self._dense = faiss.IndexFlatIP(vectors.shape[1])
-            self._dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
-            self.vectors = vectors
-            self._floor = unrelated_cosine(vectors, self._doc_entry_arr)
+            # One float16 copy for exact rescoring of candidates: half the memory of float32
+            # and the cosine moves by < 1e-3.
+            self.vectors = np.ascontiguousarray(vectors, dtype=np.float16)
+            self._dense = dense_index(np.asarray(vectors, dtype=np.float32), self.IVF_FROM)
+            self._floor = unrelated_cosine(self.vectors, self._doc_entry)
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def component_scores(self, query: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """Lexical and dense (cosine) score of every indexed question; dense is None without
-        an embedder. Dense scores are exact for the dense top 200 and the lexical matches,
-        zero elsewhere."""
+        """Lexical and dense score of every indexed question (dense None without an embedder).
+
+        Scores all questions exactly: for benchmarks comparing fusion methods, not for serving.
+        """
         lexical = self._bm25.scores(tokens(query))
         if self._dense is None:
             return lexical, None
-        qv = self.embedder.queries([query])
-        dense = np.zeros(len(self._doc_text), dtype=np.float32)
-        k = min(len(self._doc_text), 200)
-        sims, ids = self._dense.search(qv, k)
-        dense[ids[0]] = sims[0]
-        # The lexical top-k that the dense top-k missed still get their true cosine.
-        missing = np.setdiff1d(top(lexical, k), ids[0])
-        missing = missing[lexical[missing] > 0]
-        if len(missing):
-            dense[missing] = self.vectors[missing] @ qv[0]
+        qv = self.embedder.queries([query])[0]
+        return lexical, self._rescale(self.vectors @ qv.astype(np.float16))
+
+    def _rescale(self, cosine: np.ndarray) -> np.ndarray:
         # Each model has its own cosine scale (e5 rates unrelated texts ~0.75, USE ~0.2):
         # map "as similar as unrelated questions" to 0 and identical to 1. Below 0 is kept,
         # not clipped: in a base of look-alike questions the order down there still matters.
-        dense = np.minimum((dense - self._floor) / (1 - self._floor), 1)
-        return lexical, dense
+        cosine = cosine.astype(np.float32)
+        return np.minimum((cosine - self._floor) / (1 - self._floor), 1)
 
-    def _doc_scores(self, query: str) -> np.ndarray:
-        """Fused score of every indexed question."""
-        lexical, dense = self.component_scores(query)
-        if dense is None:
-            return lexical
-        w = 1.0 if is_foreign(query) else self.dense_weight
-        return w * dense + (1 - w) * lexical
+    def _candidates(self, query: str, words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate entries, the fused score of each of their questions (grouped by entry, in
+        candidate order) and each candidate's answer score."""
+        lexical = self._bm25.scores(words)
+        n = self.CANDIDATES
+        lex_top = top(lexical, n)
+        found = [self._doc_entry[lex_top[lexical[lex_top] > 0]]]
+        answer = None
+        if self._answers is not None and not is_foreign(query):
+            answer = self._answers.scores(words)
+            ans_top = top(answer, n)
+            found.append(ans_top[answer[ans_top] > 0])
+        qv = None
+        if self._dense is not None:
+            qv = self.embedder.queries([query])
+            _, ids = self._dense.search(qv, min(n, len(self._doc_text)))
+            found.append(self._doc_entry[ids[0][ids[0] >= 0]])
+        cand = np.unique(np.concatenate(found))
+        docs = np.concatenate([np.arange(self._start[e], self._start[e + 1]) for e in cand] or [[]]).astype(np.int64)
+        scores = lexical[docs]
+        if qv is not None:
+            w = 1.0 if is_foreign(query) else self.dense_weight
+            dense = self._rescale(self.vectors[docs] @ qv[0].astype(np.float16))
+            scores = w * dense + (1 - w) * scores
+        bonus = (answer[cand] * self.answer_weight if answer is not None
+                 else np.zeros(len(cand), dtype=np.float32))
+        return cand, scores, bonus
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """Best matching entries, one hit per entry, best first."""
         if not self._doc_text or not query.strip():
             return []
-        scores = self._doc_scores(query)
-        # Entries have several questions: look deep enough to find k distinct entries.
-        order = top(scores, k * 20 + 50)
+        cand, doc_scores, bonus = self._candidates(query, tokens(query))
+        if not len(cand):
+            return []
+        sizes = self._start[cand + 1] - self._start[cand]
+        bounds = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        # Divided so that a perfect match on every signal is still 1 (foreign queries skip the
+        # answer signal: the answers are Chinese).
+        with_answer = self._answers is not None and not is_foreign(query)
+        scores = (np.maximum.reduceat(doc_scores, bounds) + bonus) / (1 + self.answer_weight * with_answer)
         hits: list[Hit] = []
-        seen: set[int] = set()
         # Lexical scores are 0 without a shared word: no hit. Dense scores always rank.
         floor = 0.0 if self._dense is None else -np.inf
-        for d in order:
-            if scores[d] <= floor or len(hits) >= k:
+        for i in top(scores, k):
+            if scores[i] <= floor:
                 break
-            entry = self._doc_entry[d]
-            if entry in seen:
-                continue
-            seen.add(entry)
-            hits.append(Hit(self._qa[entry], round(float(scores[d]), 4), self._doc_text[d]))
+            e, first = cand[i], bounds[i]
+            matched = self._start[e] + int(np.argmax(doc_scores[first : first + sizes[i]]))
+            hits.append(Hit(self._qa[e], round(float(scores[i]), 4), self._doc_text[matched]))
         return hits
 
     def decide(self, query: str) -> Decision:
@@ -197,10 +225,36 @@ def unrelated_cosine(vectors: np.ndarray, entry_of: np.ndarray, pairs: int = 400
     keep = entry_of[a] != entry_of[b]
     if not keep.any():
         return 0.0
-    cos = np.einsum("ij,ij->i", vectors[a[keep]], vectors[b[keep]])
+    cos = np.einsum("ij,ij->i", vectors[a[keep]].astype(np.float32), vectors[b[keep]].astype(np.float32))
     return float(min(np.percentile(cos, 95), 0.95))
 
 
-def encode_in_batches(encode, texts: list[str], batch: int = 256) -> np.ndarray:
-    parts = [encode(texts[i : i + batch]) for i in range(0, len(texts), batch)]
-    return np.vstack(parts).astype(np.float32)
+def encode_in_batches(encode, texts: list[str], batch: int = 256, progress=None) -> np.ndarray:
+    """Embed `texts` batch by batch; `progress(done, total)` is called after each batch."""
+    parts = []
+    for i in range(0, len(texts), batch):
+        parts.append(encode(texts[i : i + batch]))
+        if progress:
+            progress(min(i + batch, len(texts)), len(texts))
+    return np.vstack(parts).astype(np.float32) if parts else np.zeros((0, 1), dtype=np.float32)
+
+
+def dense_index(vectors: np.ndarray, ivf_from: int):
+    """A faiss inner-product index: exact (flat) for small bases, IVF for large ones.
+
+    IVF scans about 1/16 of the questions per query; candidates are rescored exactly anyway,
+    so its approximation only decides which questions become candidates.
+    """
+    import faiss
+
+    dim = vectors.shape[1]
+    if len(vectors) < ivf_from:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        lists = int(4 * np.sqrt(len(vectors)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).choice(len(vectors), min(len(vectors), lists * 40), replace=False)]
+        index.train(sample)
+        index.nprobe = max(8, lists // 16)
+    index.add(vectors)
+    return index

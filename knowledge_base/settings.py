@@ -21,6 +21,7 @@ CALIBRATION = Path(__file__).resolve().parent / "calibration.json"
 class SearchSettings:
     backend: str = "none"          # "none" (lexical only), "use", "e5" or "st:/path/to/model"
     dense_weight: float = 0.0
+    answer_weight: float = 0.0     # how much the answer text counts (QAIndex)
     thresholds: Thresholds = Thresholds()
 
 
@@ -28,6 +29,7 @@ def load_settings(backend_override: str | None = None) -> SearchSettings:
     data = json.loads(CALIBRATION.read_text()) if CALIBRATION.exists() else {}
     settings = SearchSettings(
         backend=data.get("backend", "none"), dense_weight=data.get("dense_weight", 0.0),
+        answer_weight=data.get("answer_weight", 0.0),
         thresholds=Thresholds(answer=data.get("answer", 0.55), margin=data.get("margin", 0.08),
                               clarify=data.get("clarify", 0.30)))
     if backend_override and backend_override != settings.backend:
@@ -35,5 +37,5 @@ def load_settings(backend_override: str | None = None) -> SearchSettings:
                     "for %s", backend_override, settings.backend)
         weight = settings.dense_weight or 0.6
         settings = SearchSettings(backend_override, 0.0 if backend_override == "none" else weight,
-                                  settings.thresholds)
+                                  settings.answer_weight, settings.thresholds)
     return settings

@@ -14,6 +14,7 @@ from bot.routes import setup_routes as bot_routes
 from channels.webchat import setup_routes as webchat_routes
 from knowledge_base.routes import setup_routes as kb_routes
 from knowledge_base.api import KnowledgeBase
+from knowledge_base.vectors import progress_logger
 from knowledge_base.settings import load_settings
 from server.appkeys import CONFIG, DB, EXECUTOR, GATEWAY, KB, RASA, SUPERVISOR
 from server.config import Config
@@ -32,8 +33,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _knowledge_base(app: web.Application) -> AsyncIterator[None]:
-    app[KB] = KnowledgeBase(app[DB], load_settings(app[CONFIG].embedder))
-    await app[KB].refresh()
+    app[KB] = KnowledgeBase(app[DB], load_settings(app[CONFIG].embedder), app[CONFIG].var_dir / "kb-index")
+    await app[KB].refresh(progress=progress_logger())
     log.info("Q&A base: %d published entries", app[KB].size)
     watcher = asyncio.create_task(app[KB].watch(app[CONFIG].kb_refresh_seconds), name="kb-watch")
     yield

@@ -169,16 +169,14 @@ def cmd_kb_gaps(args, config) -> int:
     import json
     from datetime import timedelta
 
-    from knowledge_base.api import KnowledgeBase
     from knowledge_base.curation import gap_queries
     from knowledge_base.gaps import cluster
-    from knowledge_base.settings import load_settings
     from server.db import Database, utcnow
 
     async def run():
         db = Database(config.database_url)
         try:
-            kb = KnowledgeBase(db, load_settings(config.embedder))
+            kb = _knowledge_base(db, config)
             await kb.refresh()
             async with db.session() as session:
                 found = await gap_queries(session, utcnow() - timedelta(days=args.days))
@@ -231,11 +229,47 @@ def cmd_kb_hits(args, config) -> int:
     return 0
 
 
+def _knowledge_base(db, config):
+    """The Q&A base as the server serves it (same settings, same stored embeddings)."""
+    from knowledge_base.api import KnowledgeBase
+    from knowledge_base.settings import load_settings
+
+    return KnowledgeBase(db, load_settings(config.embedder), config.var_dir / "kb-index")
+
+
+def cmd_kb_reindex(args, config) -> int:
+    """Build the search index now, with a progress bar; --full embeds every question again."""
+    from tqdm import tqdm
+
+    from server.db import Database
+
+    if args.full:
+        for stored in (config.var_dir / "kb-index").glob("*.npz"):
+            stored.unlink()
+    bar = tqdm(total=0, unit="question", desc="embedding", disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    async def run():
+        db = Database(config.database_url)
+        try:
+            kb = _knowledge_base(db, config)
+            await kb.refresh(progress=progress)
+            return kb.size, kb.last_embedded
+        finally:
+            await db.dispose()
+
+    size, embedded = asyncio.run(run())
+    bar.close()
+    print(f"Index built: {size} published entries, {embedded} questions newly embedded.")
+    return 0
+
+
 def cmd_kb_search(args, config) -> int:
     import json
 
-    from knowledge_base.api import KnowledgeBase
-    from knowledge_base.settings import load_settings
     from server.db import Database
 
     if args.file:
@@ -250,7 +284,7 @@ def cmd_kb_search(args, config) -> int:
     async def run() -> None:
         db = Database(config.database_url)
         try:
-            kb = KnowledgeBase(db, load_settings(config.embedder))
+            kb = _knowledge_base(db, config)
             await kb.refresh()
         finally:
             await db.dispose()
@@ -329,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     hits.add_argument("--days", type=int, default=30, help="look back this many days (default 30)")
     hits.add_argument("--json", action="store_true", help="one JSON object per entry and period")
     hits.set_defaults(func=cmd_kb_hits)
+
+    reindex = kb_sub.add_parser("reindex", help="build the search index now, with a progress bar")
+    reindex.add_argument("--full", action="store_true",
+                         help="forget the stored embeddings and embed every question again")
+    reindex.set_defaults(func=cmd_kb_reindex)
 
     search = kb_sub.add_parser("search", help="search the published Q&A base; one JSON line per query")
     search.add_argument("query", nargs="?")
