@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
 
 import numpy as np
@@ -11,7 +12,9 @@ from scipy import sparse
 class BM25:
     def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> None:
         self.vocab: dict[str, int] = {}
-        rows, cols, tfs = [], [], []
+        # Typed arrays, not lists: at 100k entries a list of Python ints per posting would take
+        # gigabytes while building.
+        rows, cols, tfs = array("i"), array("i"), array("f")
         lengths = np.zeros(len(docs), dtype=np.float32)
         for d, doc in enumerate(docs):
             lengths[d] = len(doc)
@@ -20,17 +23,17 @@ class BM25:
                 cols.append(self.vocab.setdefault(term, len(self.vocab)))
                 tfs.append(tf)
         n = max(len(docs), 1)
-        tf = np.asarray(tfs, dtype=np.float32)
-        df = np.bincount(np.asarray(cols, dtype=np.int64), minlength=len(self.vocab)).astype(np.float32)
+        rows, cols = np.frombuffer(rows, dtype=np.int32), np.frombuffer(cols, dtype=np.int32)
+        tf = np.frombuffer(tfs, dtype=np.float32)
+        df = np.bincount(cols, minlength=len(self.vocab)).astype(np.float32)
         self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
         self.max_idf = float(math.log(1 + (n + 0.5) / 0.5))
         avgdl = float(lengths.mean()) if len(docs) else 1.0
-        norm = k1 * (1 - b + b * lengths[np.asarray(rows, dtype=np.int64)] / max(avgdl, 1e-6))
-        weights = self.idf[np.asarray(cols, dtype=np.int64)] * tf * (k1 + 1) / (tf + norm)
+        norm = k1 * (1 - b + b * lengths[rows] / max(avgdl, 1e-6))
+        weights = self.idf[cols] * tf * (k1 + 1) / (tf + norm)
         # Terms × documents, so a query reads only the rows of its own terms.
-        self.matrix = sparse.csr_matrix(
-            (weights, (np.asarray(cols, dtype=np.int64), np.asarray(rows, dtype=np.int64))),
-            shape=(len(self.vocab), len(docs)), dtype=np.float32)
+        self.matrix = sparse.csr_matrix((weights, (cols, rows)), shape=(len(self.vocab), len(docs)),
+                                        dtype=np.float32)
         self.size = len(docs)
 
     def scores(self, query: list[str]) -> np.ndarray:

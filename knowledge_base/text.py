@@ -59,10 +59,19 @@ def tokens(text: str) -> list[str]:
     """
     clean = normalise(text)
     words = [w for w in jieba.lcut_for_search(clean) if w.strip() and w not in STOPWORDS]
+    return words + _bigrams(clean)
+
+
+def bigrams(text: str) -> list[str]:
+    """Character bigrams alone: for long texts (answers), ten times faster than jieba."""
+    return _bigrams(normalise(text))
+
+
+def _bigrams(clean: str) -> list[str]:
     grams: list[str] = []
     for chunk in clean.split():
         chars = [c for c in chunk if c not in STOPWORDS]
-        grams.extend("".join(chars[i : i + 2]) for i in range(len(chars) - 1))
+        grams.extend("#" + "".join(chars[i : i + 2]) for i in range(len(chars) - 1))
         if len(chars) == 1:
-            grams.append(chars[0])
-    return words + ["#" + g for g in grams]
+            grams.append("#" + chars[0])
+    return grams

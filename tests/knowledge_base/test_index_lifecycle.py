@@ -84,7 +84,7 @@ def test_the_ivf_index_for_large_bases_ranks_like_the_exact_one(use):
         IVF_FROM = 100      # the demo base has ~900 questions: force IVF
 
     approx = Approximate(entries, embedder=use, answer_weight=0.3, vectors=exact.vectors)
-    assert type(approx._dense).__name__ == "IndexIVFFlat"
+    assert type(approx._dense).__name__ == "IndexIVFScalarQuantizer"
     queries = ["社保卡丢了怎么补办", "公积金租房提取", "护照快过期了", "驾驶证到期换证", "低保怎么申请"]
     for q in queries:
         assert [h.qa.entry_id for h in approx.search(q, 3)] == [h.qa.entry_id for h in exact.search(q, 3)]
