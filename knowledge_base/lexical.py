@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-from array import array
-from collections import Counter
 
 import numpy as np
 from scipy import sparse
@@ -12,19 +10,20 @@ from scipy import sparse
 class BM25:
     def __init__(self, docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> None:
         self.vocab: dict[str, int] = {}
-        # Typed arrays, not lists: at 100k entries a list of Python ints per posting would take
-        # gigabytes while building.
-        rows, cols, tfs = array("i"), array("i"), array("f")
-        lengths = np.zeros(len(docs), dtype=np.float32)
-        for d, doc in enumerate(docs):
-            lengths[d] = len(doc)
-            for term, tf in Counter(doc).items():
-                rows.append(d)
-                cols.append(self.vocab.setdefault(term, len(self.vocab)))
-                tfs.append(tf)
+        # One flat array of term ids and one of document ids (typed, not lists of Python ints:
+        # at 100k entries those would take gigabytes); duplicates are summed into term counts.
+        lengths = np.fromiter((len(doc) for doc in docs), dtype=np.int64, count=len(docs))
+        setdefault = self.vocab.setdefault
+        terms = np.fromiter((setdefault(t, len(self.vocab)) for doc in docs for t in doc),
+                            dtype=np.int32, count=int(lengths.sum()))
+        counts = sparse.coo_matrix(
+            (np.ones(len(terms), dtype=np.float32), (terms, np.repeat(np.arange(len(docs), dtype=np.int32), lengths))),
+            shape=(len(self.vocab), len(docs))).tocsr()
+        counts.sum_duplicates()
+        coo = counts.tocoo()
+        cols, rows, tf = coo.row, coo.col, coo.data     # term, document, count
+        lengths = lengths.astype(np.float32)
         n = max(len(docs), 1)
-        rows, cols = np.frombuffer(rows, dtype=np.int32), np.frombuffer(cols, dtype=np.int32)
-        tf = np.frombuffer(tfs, dtype=np.float32)
         df = np.bincount(cols, minlength=len(self.vocab)).astype(np.float32)
         self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
         self.max_idf = float(math.log(1 + (n + 0.5) / 0.5))

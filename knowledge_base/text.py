@@ -71,7 +71,7 @@ def _bigrams(clean: str) -> list[str]:
     grams: list[str] = []
     for chunk in clean.split():
         chars = [c for c in chunk if c not in STOPWORDS]
-        grams.extend("#" + "".join(chars[i : i + 2]) for i in range(len(chars) - 1))
+        grams.extend([f"#{a}{b}" for a, b in zip(chars, chars[1:])])
         if len(chars) == 1:
             grams.append("#" + chars[0])
     return grams
