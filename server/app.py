@@ -12,6 +12,7 @@ from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.routes import setup_routes as bot_routes
 from channels.webchat import setup_routes as webchat_routes
+from channels.wechat.routes import setup_routes as wechat_routes
 from knowledge_base.routes import setup_routes as kb_routes
 from knowledge_base.api import KnowledgeBase
 from knowledge_base.vectors import progress_logger
@@ -76,5 +77,6 @@ def create_app(config: Config) -> web.Application:
     server_routes(app)
     bot_routes(app)
     webchat_routes(app)
+    wechat_routes(app)
     kb_routes(app)
     return app

@@ -14,7 +14,6 @@ PENDING = {
     "route": "routing of complaints to units (issue 5)",
     "cases": "case handling (issue 5)",
     "report": "timeliness reports (issue 7)",
-    "wechat": "WeChat Official Account management (issue 4)",
 }
 
 
@@ -302,6 +301,71 @@ def cmd_rasa_train(args, config) -> int:
     return 0
 
 
+def _with_session(config, work):
+    """Run `work(session)` in one transaction on the configured database."""
+    from server.db import Database
+
+    async def run():
+        db = Database(config.database_url)
+        try:
+            async with db.session() as session, session.begin():
+                return await work(session)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_wechat_account_add(args, config) -> int:
+    from channels.wechat import accounts
+
+    async def add(session):
+        return await accounts.add(session, args.name, app_id=args.app_id, app_secret=args.secret,
+                                  token=args.token, encoding_aes_key=args.aes_key, mode=args.mode)
+
+    try:
+        account = _with_session(config, add)
+    except accounts.AccountError as exc:
+        print(f"govchat wechat account add: {exc}", file=sys.stderr)
+        return 2
+    path = "/wechat" if account.name == accounts.DEFAULT else f"/wechat/{account.name}"
+    print(f"Added WeChat account {account.name!r} ({account.mode} mode). "
+          f"Server URL for the WeChat console: https://<your host>{path}")
+    return 0
+
+
+def cmd_wechat_account_list(args, config) -> int:
+    from channels.wechat import accounts
+
+    rows = _with_session(config, accounts.all_rows)
+    env = accounts.from_config(config)
+    if not rows and env is None:
+        print("No WeChat accounts. Add one: govchat wechat account add NAME --app-id … "
+              "--secret … --token …")
+        return 0
+    # Secrets, tokens and keys never leave the database here: only whether a key is set.
+    print(f"{'name':<16} {'app id':<20} {'mode':<10} {'aes key':<7} added")
+    if env is not None:
+        print(f"{env.name:<16} {env.app_id:<20} {env.mode:<10} "
+              f"{'set' if env.encoding_aes_key else '-':<7} from WECHAT_* settings")
+    for row in rows:
+        shadowed = " (shadowed by WECHAT_* settings)" if env and row.name == env.name else ""
+        print(f"{row.name:<16} {row.app_id:<20} {row.mode:<10} "
+              f"{'set' if row.encoding_aes_key else '-':<7} "
+              f"{row.created_at:%Y-%m-%d %H:%M} UTC{shadowed}")
+    return 0
+
+
+def cmd_wechat_account_remove(args, config) -> int:
+    from channels.wechat import accounts
+
+    if not _with_session(config, lambda session: accounts.remove(session, args.name)):
+        print(f"govchat wechat account remove: no account named {args.name!r}", file=sys.stderr)
+        return 2
+    print(f"Removed WeChat account {args.name!r}.")
+    return 0
+
+
 def cmd_pending(args, config) -> int:
     print(f"govchat {args.command}: {PENDING[args.command]} is not built yet.", file=sys.stderr)
     return 2
@@ -380,6 +444,25 @@ def build_parser() -> argparse.ArgumentParser:
     train = rasa_sub.add_parser("train", help="train the model if bot/rasa changed")
     train.add_argument("--force", action="store_true")
     train.set_defaults(func=cmd_rasa_train)
+
+    wechat = sub.add_parser("wechat", help="WeChat Official Accounts")
+    wechat_sub = wechat.add_subparsers(dest="wechat_command", required=True)
+    account = wechat_sub.add_parser("account", help="the accounts served at /wechat/NAME")
+    account_sub = account.add_subparsers(dest="account_command", required=True)
+    wx_add = account_sub.add_parser("add", help="add an account (NAME 'default' is plain /wechat)")
+    wx_add.add_argument("name")
+    wx_add.add_argument("--app-id", required=True, help="AppID (开发者ID)")
+    wx_add.add_argument("--secret", required=True, help="AppSecret (开发者密码)")
+    wx_add.add_argument("--token", required=True, help="the Token set in the WeChat console")
+    wx_add.add_argument("--aes-key", help="EncodingAESKey (43 characters), for compatible/safe mode")
+    wx_add.add_argument("--mode", choices=["plaintext", "compatible", "safe"],
+                        help="message encryption mode (default: safe with --aes-key, else plaintext)")
+    wx_add.set_defaults(func=cmd_wechat_account_add)
+    account_sub.add_parser("list", help="list accounts (secrets are never shown)").set_defaults(
+        func=cmd_wechat_account_list)
+    wx_remove = account_sub.add_parser("remove", help="remove an account")
+    wx_remove.add_argument("name")
+    wx_remove.set_defaults(func=cmd_wechat_account_remove)
 
     for name, what in PENDING.items():
         sub.add_parser(name, help=f"{what} — not built yet").set_defaults(func=cmd_pending)

@@ -53,6 +53,14 @@ class Config:
     load_demo: bool = True            # bundled demo Q&A, units and categories on first start
     embedder: str | None = None       # Q&A search backend; None = the calibrated one
     kb_refresh_seconds: float = 5.0   # how often to look for newly published Q&A
+    # The default WeChat account (plain /wechat); more accounts live in the wechat_accounts table.
+    wechat_app_id: str = ""
+    wechat_app_secret: str = field(default="", repr=False)
+    wechat_token: str = field(default="", repr=False)
+    wechat_encoding_aes_key: str | None = field(default=None, repr=False)
+    wechat_mode: str = "plaintext"    # plaintext | compatible | safe
+    wechat_max_skew: int = 300        # seconds a signed timestamp may be off (replay window)
+    wechat_reply_budget: float = 4.0  # WeChat waits 5 s; answer passively only within this
 
     @property
     def rasa_project(self) -> Path:
@@ -102,4 +110,28 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         load_demo=env.get("GOVCHAT_DEMO_CONTENT", "1") not in ("0", "false", "no"),
         embedder=env.get("GOVCHAT_EMBEDDER") or None,
         kb_refresh_seconds=_number(env, "GOVCHAT_KB_REFRESH", 5.0, cast=float, minimum=0.5),
+        **_wechat(env),
+    )
+
+
+def _wechat(env: dict[str, str]) -> dict:
+    key = env.get("WECHAT_ENCODING_AES_KEY") or None
+    mode = env.get("WECHAT_MODE") or ("safe" if key else "plaintext")
+    if mode not in ("plaintext", "compatible", "safe"):
+        raise ConfigError(f"WECHAT_MODE must be plaintext, compatible or safe, got {mode!r}")
+    if key is not None and len(key) != 43:
+        raise ConfigError(f"WECHAT_ENCODING_AES_KEY must be 43 characters, got {len(key)}")
+    if mode != "plaintext" and key is None:
+        raise ConfigError(f"WECHAT_MODE={mode} needs WECHAT_ENCODING_AES_KEY")
+    budget = _number(env, "WECHAT_REPLY_BUDGET", 4.0, cast=float, minimum=0.1)
+    if budget >= 5:   # WeChat gives up after 5 s and retries; the passive reply would be lost
+        raise ConfigError(f"WECHAT_REPLY_BUDGET must be under 5 seconds, got {budget}")
+    return dict(
+        wechat_app_id=env.get("WECHAT_APP_ID", ""),
+        wechat_app_secret=env.get("WECHAT_APP_SECRET", ""),
+        wechat_token=env.get("WECHAT_TOKEN", ""),
+        wechat_encoding_aes_key=key,
+        wechat_mode=mode,
+        wechat_max_skew=_number(env, "WECHAT_MAX_SKEW", 300, minimum=1),
+        wechat_reply_budget=budget,
     )
