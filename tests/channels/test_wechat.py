@@ -330,6 +330,12 @@ async def test_three_concurrent_deliveries_of_one_msgid_are_processed_once(plain
     assert [r[3] for r in await stored(db)] == ["in", "out"]
 
 
+async def test_a_retry_after_the_answer_gets_the_same_answer(plain, rasa, db):
+    first = await plain.send(text_msg("护照", msg_id="888"))
+    assert await plain.send(text_msg("护照", msg_id="888")) == first
+    assert rasa.calls == ["护照"] and await count(db) == 3
+
+
 async def test_a_bot_slower_than_the_budget_gets_success_and_the_reply_is_stored(db, tmp_path):
     async with serve(db, tmp_path, budget=0.3) as (http, rasa):
         rasa.delay = 1.0
@@ -342,6 +348,9 @@ async def test_a_bot_slower_than_the_budget_gets_success_and_the_reply_is_stored
                 break
             await asyncio.sleep(0.1)
         assert (await stored(db))[1][3:] == ("out", "携带身份证到派出所申请。")
+        # A later delivery of the same MsgId gets the stored answer; Rasa is not asked again.
+        again = await WeChat(http, "/wechat", TOKEN, APP_ID).send(text_msg("居住证怎么办理"))
+        assert again == "携带身份证到派出所申请。" and rasa.calls == ["居住证怎么办理"]
 
 
 # --- accounts on the command line -------------------------------------------------------------

@@ -112,3 +112,20 @@ def test_settings_name_the_default_account_and_keep_secrets_out_of_logs():
                        ({"WECHAT_MAX_SKEW": "soon"}, "WECHAT_MAX_SKEW")):
         with pytest.raises(ConfigError, match=words):
             load_config(env)
+
+
+def test_menu_and_welcome_phrases_are_training_examples_of_their_intents():
+    # If the NLU data changes, these must still land on the intended intent.
+    import yaml
+
+    from channels.wechat.inbound import SUBSCRIBE_TEXT
+    from server.config import ROOT
+
+    nlu = yaml.safe_load((ROOT / "bot" / "rasa" / "data" / "nlu.yml").read_text(encoding="utf-8"))
+    examples = {block["intent"]: {line[2:].strip() for line in block["examples"].splitlines()
+                                  if line.startswith("- ")}
+                for block in nlu["nlu"] if "intent" in block}
+    expected = {SUBSCRIBE_TEXT: "greet", MENU["咨询"]: "greet", MENU["投诉"]: "complain",
+                MENU["举报"]: "report", MENU["查询进度"]: "query_case", MENU["人工服务"]: "request_human"}
+    for text, intent in expected.items():
+        assert text in examples[intent], (text, intent)
