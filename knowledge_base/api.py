@@ -112,17 +112,25 @@ class KnowledgeBase:
         if self.settings.backend != "none" and entries:
             if self._embedder is None:
                 self._embedder = make_embedder(self.settings.backend)
-                self._vectors = VectorStore(self._index_dir, self._embedder.name)
+            # Read from disk at each build rather than kept: the index holds its own copy, and a
+            # second one would double the largest part of the memory. Without a directory (tests,
+            # one-off commands) the store lives in memory between builds.
+            store = self._vectors or VectorStore(self._index_dir, self._embedder.name)
+            if self._index_dir is None:
+                self._vectors = store
             texts = [q for qa in entries for q in qa.questions]
-            vectors, new = self._vectors.vectors(texts, self._embedder.passages, progress)
-            self._vectors.keep_only(texts)
-            if new or self._vectors.stamp != str(current):
-                self._vectors.save(str(current))
+            vectors, new = store.vectors(texts, self._embedder.passages, progress)
+            store.keep_only(texts)
+            if new or store.stamp != str(current):
+                store.save(str(current))
             self.last_embedded = new
             log.info("Q&A index: %d questions, %d newly embedded", len(texts), new)
-        return QAIndex(entries, embedder=self._embedder, dense_weight=self.settings.dense_weight,
-                       answer_weight=self.settings.answer_weight, thresholds=self.settings.thresholds,
-                       vectors=vectors)
+        index = QAIndex(entries, embedder=self._embedder, dense_weight=self.settings.dense_weight,
+                        answer_weight=self.settings.answer_weight, thresholds=self.settings.thresholds,
+                        vectors=vectors)
+        if entries:     # the first search initialises the model's and faiss's lazy parts (~1 s)
+            index.search(entries[0].question, 1)
+        return index
 
     async def refresh(self, progress=None) -> None:
         """Rebuild the index from the published versions. `progress(done, total)` is told how

@@ -253,7 +253,8 @@ def dense_index(vectors: np.ndarray, ivf_from: int):
     if len(vectors) < ivf_from:
         index = faiss.IndexFlatIP(dim)
     else:
-        lists = int(4 * np.sqrt(len(vectors)))
+        # About 4·√n lists, each trained on at least 39 points (faiss's minimum for k-means).
+        lists = min(int(4 * np.sqrt(len(vectors))), len(vectors) // 39)
         index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, lists,
                                               faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).choice(len(vectors), min(len(vectors), lists * 40), replace=False)]
