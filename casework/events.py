@@ -15,6 +15,8 @@ BOT_UNAVAILABLE = "bot_unavailable"      # Rasa down or too slow; apology sent, 
 HANDOFF_REQUESTED = "handoff_requested"
 CASE_SUBMITTED = "case_submitted"
 RATING_GIVEN = "rating_given"
+REPLY_DELIVERED = "reply_delivered"      # sent later (WeChat 客服消息); value: seconds since the reply was stored
+DELIVERY_FAILED = "delivery_failed"      # never reached the citizen; detail: reason ("window closed", …)
 
 
 def record(

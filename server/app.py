@@ -12,6 +12,7 @@ from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.routes import setup_routes as bot_routes
 from channels.webchat import setup_routes as webchat_routes
+from channels.wechat.delivery import worker_context as wechat_delivery
 from channels.wechat.routes import setup_routes as wechat_routes
 from knowledge_base.routes import setup_routes as kb_routes
 from knowledge_base.api import KnowledgeBase
@@ -71,7 +72,8 @@ async def _rasa_process(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024)
     app[CONFIG] = config
-    app.cleanup_ctx.extend([_database, _knowledge_base, _bot])
+    # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
+    app.cleanup_ctx.extend([_database, _knowledge_base, _bot, wechat_delivery])
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)
     server_routes(app)

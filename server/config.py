@@ -61,6 +61,11 @@ class Config:
     wechat_mode: str = "plaintext"    # plaintext | compatible | safe
     wechat_max_skew: int = 300        # seconds a signed timestamp may be off (replay window)
     wechat_reply_budget: float = 4.0  # WeChat waits 5 s; answer passively only within this
+    # Late replies go out through the customer-service API (channels/wechat/delivery.py).
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_delivery_backoff: float = 2.0   # seconds before the first retry; doubles each time
+    wechat_delivery_attempts: int = 6      # tries before a delivery is given up
+    wechat_delivery_poll: float = 1.0      # seconds between looks at the queue (other instances' work)
 
     @property
     def rasa_project(self) -> Path:
@@ -134,4 +139,8 @@ def _wechat(env: dict[str, str]) -> dict:
         wechat_mode=mode,
         wechat_max_skew=_number(env, "WECHAT_MAX_SKEW", 300, minimum=1),
         wechat_reply_budget=budget,
+        wechat_api_base=(env.get("WECHAT_API_BASE") or "https://api.weixin.qq.com").rstrip("/"),
+        wechat_delivery_backoff=_number(env, "WECHAT_DELIVERY_BACKOFF", 2.0, cast=float, minimum=0.01),
+        wechat_delivery_attempts=_number(env, "WECHAT_DELIVERY_ATTEMPTS", 6, minimum=1),
+        wechat_delivery_poll=_number(env, "WECHAT_DELIVERY_POLL", 1.0, cast=float, minimum=0.05),
     )

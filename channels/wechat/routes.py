@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot import api as bot_api
-from bot.gateway import Inbound, InputRejected
+from bot.gateway import Inbound, InputRejected, Outcome, Reply
 from casework import events
-from channels.wechat import accounts
+from channels.wechat import accounts, delivery
 from channels.wechat.accounts import Account
 from channels.wechat.crypto import AppIdMismatch, Cipher, CryptoError, signature, signature_ok
 from channels.wechat.inbound import Plan, plan_for
@@ -177,37 +177,61 @@ async def _answer(app: web.Application, account: Account, msg: WechatMessage,
         return plan.reply
     inbound = Inbound(channel=CHANNEL, account=account.name, sender=msg.from_user,
                       text=plan.text, external_id=msg.external_id)
-    task = asyncio.ensure_future(_through_gateway(app, inbound))
-    app[TASKS].add(task)
-    task.add_done_callback(lambda t: _finished(app, t))
+    task = _track(app, asyncio.ensure_future(_through_gateway(app, inbound)))
     try:
         # shield: when the budget runs out the gateway carries on and stores its replies.
-        texts = await asyncio.wait_for(asyncio.shield(task), app[CONFIG].wechat_reply_budget)
+        outcome = await asyncio.wait_for(asyncio.shield(task), app[CONFIG].wechat_reply_budget)
     except asyncio.TimeoutError:
         log.info("wechat: %s/%s not answered within the budget; replying success",
                  account.name, inbound.external_id)
+        _track(app, asyncio.ensure_future(_queue_late(app, account, msg.from_user, task)))
         return None
-    # A late answer is stored by the gateway but not yet sent: the customer-service API
-    # delivery queue is the next slice of issue 4 (docs/wechat.md).
-    parts = ([plan.ack] if plan.ack else []) + texts
+    parts = ([plan.ack] if plan.ack else []) + [reply.text for reply in outcome.replies]
     return "\n\n".join(parts) or None
+
+
+def _track(app: web.Application, task: asyncio.Future) -> asyncio.Future:
+    app[TASKS].add(task)
+    task.add_done_callback(lambda t: _finished(app, t))
+    return task
 
 
 def _finished(app: web.Application, task: asyncio.Task) -> None:
     app[TASKS].discard(task)
     if not task.cancelled():
-        task.exception()    # logged in _through_gateway; fetched so asyncio does not warn again
+        task.exception()    # logged where raised; fetched so asyncio does not warn again
 
 
-async def _through_gateway(app: web.Application, inbound: Inbound) -> list[str]:
+async def _through_gateway(app: web.Application, inbound: Inbound) -> Outcome:
     try:
-        outcome = await app[GATEWAY].handle(inbound)
+        return await app[GATEWAY].handle(inbound)
     except InputRejected as exc:     # too long, too fast: say so in the passive reply
-        return [exc.message]
+        return Outcome([Reply(exc.message)], "bot")
     except Exception:
         log.exception("wechat: gateway failed on %s/%s", inbound.account, inbound.external_id)
         raise
-    return [reply.text for reply in outcome.replies]
+
+
+async def _queue_late(app: web.Application, account: Account, openid: str,
+                      task: asyncio.Future) -> None:
+    """The answer missed the passive reply: queue its stored replies for the 客服消息 API."""
+    try:
+        outcome = await task
+    except Exception:       # logged in _through_gateway
+        return
+    if outcome.duplicate:
+        # A retry: the first delivery of this MsgId answered passively or queued the replies.
+        return
+    ids = [reply.id for reply in outcome.replies if reply.id is not None]
+    if len(ids) < len(outcome.replies):     # a refusal (too fast) is not stored: nothing to send
+        log.warning("wechat: %s/%s late reply was not stored; not delivered", account.name, openid)
+    try:
+        if ids and await delivery.enqueue(app[DB], ids, account=account.name, to_user=openid):
+            if (worker := app.get(delivery.WORKER)) is not None:
+                worker.wake()
+    except Exception:
+        log.exception("wechat: could not queue the late replies %s", ids)
+        raise
 
 
 async def _record_unsubscribe(app: web.Application, account: Account, msg: WechatMessage) -> None:

@@ -22,6 +22,7 @@ from channels.wechat.inbound import ASK_TO_TYPE, MEDIA_THANKS
 from server.app import create_app
 from server.config import Config
 from server.cli import main
+from tests.conftest import free_port
 
 APP_ID, TOKEN = "wx0123456789abcdef", "govchatToken1"
 SAFE_APP_ID, SAFE_TOKEN = "wxsafe0000000000a", "safeToken2"
@@ -110,13 +111,15 @@ def event_msg(event: str, key: str | None = None) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def serve(db, tmp_path, budget: float = 4.0):
+async def serve(db, tmp_path, budget: float = 4.0, **settings):
     async with db.session() as session, session.begin():
         await accounts.add(session, "safe-unit", app_id=SAFE_APP_ID, app_secret="s2",
                            token=SAFE_TOKEN, encoding_aes_key=AES_KEY, mode="safe")
         await accounts.add(session, "compat-unit", app_id=SAFE_APP_ID, app_secret="s2",
                            token=SAFE_TOKEN, encoding_aes_key=AES_KEY, mode="compatible")
         await accounts.add(session, "unit2", app_id=UNIT_APP_ID, app_secret="s3", token=UNIT_TOKEN)
+    # Late replies are sent to WeChat's API: never the real one from tests.
+    settings.setdefault("wechat_api_base", f"http://127.0.0.1:{free_port()}")
     rasa = FakeRasa()
     rasa_app = web.Application()
     rasa_app.router.add_post("/webhooks/rest/webhook", rasa.webhook)
@@ -124,7 +127,7 @@ async def serve(db, tmp_path, budget: float = 4.0):
         config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
                         rasa_url=str(fake_rasa.make_url("/")).rstrip("/"),
                         wechat_app_id=APP_ID, wechat_app_secret="s1", wechat_token=TOKEN,
-                        wechat_reply_budget=budget)
+                        wechat_reply_budget=budget, **settings)
         async with TestClient(TestServer(create_app(config))) as http:
             yield http, rasa
 

@@ -1,0 +1,79 @@
+"""WeChat's API on loopback, as documented: the access-token endpoint and 客服消息 send.
+
+It records every call and can be told to misbehave: reject the current token once (40001),
+answer an errcode to every send (45015, 45047), fail with HTTP 500 a number of times, or wait.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass
+class FakeWechatApi:
+    apps: dict[str, str]                        # app id → secret
+    tokens_issued: list[str] = field(default_factory=list)
+    sent: list[dict] = field(default_factory=list)      # accepted sends: touser, content, token
+    send_calls: int = 0
+    reject_token_once: bool = False             # next send: 40001 and the token is dead
+    errcode: int | None = None                  # every send answers this
+    http_500: int = 0                           # this many sends answer HTTP 500 first
+    delay: float = 0.0
+    _valid: dict[str, str] = field(default_factory=dict)     # app id → its one valid token
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/cgi-bin/token", self.token)
+        app.router.add_post("/cgi-bin/message/custom/send", self.send)
+        return app
+
+    async def token(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("grant_type") != "client_credential":
+            return _error(40002, "invalid grant_type")
+        if self.apps.get(q.get("appid", "")) != q.get("secret"):
+            return _error(40125, "invalid appsecret")
+        token = f"TOKEN-{len(self.tokens_issued) + 1}-{q['appid']}"
+        self.tokens_issued.append(token)
+        self._valid[q["appid"]] = token      # a new token replaces the app's previous one
+        return web.json_response({"access_token": token, "expires_in": 7200})
+
+    async def send(self, request: web.Request) -> web.Response:
+        self.send_calls += 1
+        await asyncio.sleep(self.delay)
+        if self.http_500:
+            self.http_500 -= 1
+            return web.Response(status=500, text="upstream error")
+        token = request.query.get("access_token", "")
+        if self.reject_token_once:
+            self.reject_token_once = False
+            self._valid = {k: v for k, v in self._valid.items() if v != token}
+        if token not in self._valid.values():
+            return _error(40001, "invalid credential, access_token is invalid or not latest")
+        if self.errcode is not None:
+            return _error(self.errcode, "refused")
+        body = json.loads(await request.text())
+        assert body["msgtype"] == "text", body
+        self.sent.append({"touser": body["touser"], "content": body["text"]["content"],
+                          "token": token})
+        return _error(0, "ok")
+
+
+def _error(errcode: int, errmsg: str) -> web.Response:
+    # WeChat answers errors with HTTP 200 and a text/plain JSON body.
+    return web.Response(text=json.dumps({"errcode": errcode, "errmsg": errmsg}),
+                        content_type="text/plain")
+
+
+@contextlib.asynccontextmanager
+async def serve(apps: dict[str, str]) -> AsyncIterator[tuple[FakeWechatApi, str]]:
+    """The fake and its base URL (for WECHAT_API_BASE)."""
+    fake = FakeWechatApi(apps)
+    async with TestServer(fake.app(), host="127.0.0.1") as server:
+        yield fake, str(server.make_url("")).rstrip("/")
