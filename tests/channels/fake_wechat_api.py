@@ -1,7 +1,8 @@
 """WeChat's API on loopback, as documented: the access-token endpoint and 客服消息 send.
 
 It records every call and can be told to misbehave: reject the current token once (40001),
-answer an errcode to every send (45015, 45047), fail with HTTP 500 a number of times, or wait.
+answer an errcode to every send (45015, 45047), fail with HTTP 500 (the first n sends, or
+chosen ones), or wait.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class FakeWechatApi:
     reject_token_once: bool = False             # next send: 40001 and the token is dead
     errcode: int | None = None                  # every send answers this
     http_500: int = 0                           # this many sends answer HTTP 500 first
+    http_500_on: set[int] = field(default_factory=set)   # these sends (1, 2 …) answer HTTP 500
     delay: float = 0.0
     _valid: dict[str, str] = field(default_factory=dict)     # app id → its one valid token
 
@@ -47,8 +49,8 @@ class FakeWechatApi:
     async def send(self, request: web.Request) -> web.Response:
         self.send_calls += 1
         await asyncio.sleep(self.delay)
-        if self.http_500:
-            self.http_500 -= 1
+        if self.http_500 or self.send_calls in self.http_500_on:
+            self.http_500 = max(0, self.http_500 - 1)
             return web.Response(status=500, text="upstream error")
         token = request.query.get("access_token", "")
         if self.reject_token_once:

@@ -178,6 +178,29 @@ async def test_an_expired_token_is_refreshed_once_and_the_reply_delivered(db):
         assert (await session.get(WechatToken, APP_ID)).access_token == f"TOKEN-2-{APP_ID}"
 
 
+async def test_a_token_about_to_expire_is_renewed_first(db):
+    async with worker(db) as (w, api):
+        await queue_reply(db, "第一条。")
+        await drain(w, db)
+        async with db.session() as session, session.begin():     # 4 minutes left: under 5
+            await session.execute(update(WechatToken).values(
+                expires_at=utcnow() + timedelta(minutes=4)))
+        await queue_reply(db, "第二条。")
+        await drain(w, db)
+    assert [s["token"] for s in api.sent] == [f"TOKEN-1-{APP_ID}", f"TOKEN-2-{APP_ID}"]
+    assert api.send_calls == 2      # renewed before sending, not after a refusal
+
+
+async def test_a_split_reply_resumes_with_the_part_not_yet_sent(db):
+    async with worker(db) as (w, api):
+        api.http_500_on = {2}
+        await queue_reply(db, LONG)
+        await drain(w, db)
+    assert [s["content"] for s in api.sent] == split_text(LONG)     # each part once, in order
+    assert api.send_calls == 4
+    assert await rows(db) == [("default", OPENID, "delivered", 2, None)]
+
+
 async def test_the_token_is_fetched_once_for_several_deliveries(db):
     async with worker(db) as (w, api):
         for i in range(5):
