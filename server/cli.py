@@ -366,6 +366,49 @@ def cmd_wechat_account_remove(args, config) -> int:
     return 0
 
 
+def cmd_wechat_simulate(args, config) -> int:
+    """Chat with a running server as WeChat would deliver the messages (signed, encrypted)."""
+    import aiohttp
+
+    from channels.wechat import accounts
+    from channels.wechat.simulate import SimulationError, Simulator
+    from server.db import Database
+
+    async def find():
+        db = Database(config.database_url)
+        try:
+            return await accounts.find(db, config, args.account)
+        finally:
+            await db.dispose()
+
+    account = asyncio.run(find())
+    if account is None:
+        print(f"govchat wechat simulate: no WeChat account named {args.account!r} "
+              "(govchat wechat account list)", file=sys.stderr)
+        return 2
+    base = (args.url or f"http://127.0.0.1:{config.port}").rstrip("/")
+    url = base + ("/wechat" if account.name == accounts.DEFAULT else f"/wechat/{account.name}")
+
+    async def chat() -> int:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            sim = Simulator(http, url, account, args.user)
+            print(f"Talking to {url} as {args.user} ({account.mode} mode). Ctrl-D to stop.", flush=True)
+            loop = asyncio.get_running_loop()
+            while line := await loop.run_in_executor(None, sys.stdin.readline):
+                if not line.strip():
+                    continue
+                try:
+                    reply = await sim.send(line.strip())
+                except (SimulationError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    print(f"!! {exc or type(exc).__name__}", flush=True)
+                    continue
+                print(f"公众号：{reply}" if reply is not None else
+                      "（服务器回复 success：答复未能在 5 秒内就绪，将通过客服消息另行送达）", flush=True)
+        return 0
+
+    return asyncio.run(chat())
+
+
 def cmd_pending(args, config) -> int:
     print(f"govchat {args.command}: {PENDING[args.command]} is not built yet.", file=sys.stderr)
     return 2
@@ -463,6 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     wx_remove = account_sub.add_parser("remove", help="remove an account")
     wx_remove.add_argument("name")
     wx_remove.set_defaults(func=cmd_wechat_account_remove)
+    simulate = wechat_sub.add_parser("simulate", help="chat with a running server as WeChat would")
+    simulate.add_argument("--account", default="default", help="account name (default: the /wechat one)")
+    simulate.add_argument("--url", help="the server (default http://127.0.0.1:GOVCHAT_PORT)")
+    simulate.add_argument("--user", default="oSimulatedCitizen001", help="the citizen's openid")
+    simulate.set_defaults(func=cmd_wechat_simulate)
 
     for name, what in PENDING.items():
         sub.add_parser(name, help=f"{what} — not built yet").set_defaults(func=cmd_pending)

@@ -120,8 +120,12 @@ class DeliveryWorker:
                 log.exception("wechat delivery: could not claim from the queue")
                 busy = 0
             if not busy:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.wechat_delivery_poll)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation
+                # that arrives as the event is set (a reply queued during shutdown), and the
+                # worker would never stop.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.config.wechat_delivery_poll):
+                        await self._wake.wait()
 
     async def run_once(self) -> int:
         """Claim what is due and try each once; returns how many were tried."""
