@@ -90,22 +90,16 @@ def cmd_db(args, config) -> int:
 
 def cmd_users_add(args, config) -> int:
     from admin.api import AccountError, create_user
-    from server.db import Database
 
-    async def add() -> str:
-        db = Database(config.database_url)
-        try:
-            async with db.session() as session, session.begin():
-                _, password = await create_user(
-                    session, username=args.username, role=args.role, unit_id=args.unit,
-                    display_name=args.name or "", actor="cli",
-                    password=sys.stdin.readline().strip() if args.password_stdin else None)
-                return password
-        finally:
-            await db.dispose()
+    async def add(session) -> str:
+        _, password = await create_user(
+            session, username=args.username, role=args.role, unit_id=args.unit,
+            display_name=args.name or "", actor="cli",
+            password=sys.stdin.readline().strip() if args.password_stdin else None)
+        return password
 
     try:
-        password = asyncio.run(add())
+        password = _with_session(config, add)
     except AccountError as exc:
         print(f"govchat users add: {exc}", file=sys.stderr)
         return 2
@@ -118,8 +112,6 @@ def cmd_users_add(args, config) -> int:
 def cmd_kb_import(args, config) -> int:
     from admin.api import audit
     from knowledge_base import api as kb
-    from server.db import Database
-
     try:
         rows = kb.read_table(Path(args.file))
     except kb.ImportRejected as exc:
@@ -128,33 +120,18 @@ def cmd_kb_import(args, config) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 2
 
-    async def run() -> None:
-        db = Database(config.database_url)
-        try:
-            async with db.session() as session, session.begin():
-                await kb.import_rows(session, rows, actor="cli", publish=args.publish)
-                audit(session, "cli", "kb.import", args.file, entries=len(rows), published=args.publish)
-        finally:
-            await db.dispose()
+    async def run(session) -> None:
+        await kb.import_rows(session, rows, actor="cli", publish=args.publish)
+        audit(session, "cli", "kb.import", args.file, entries=len(rows), published=args.publish)
 
-    asyncio.run(run())
+    _with_session(config, run)
     print(f"Imported {len(rows)} entries{' and published them' if args.publish else ' as drafts'}.")
     return 0
 
 
 def cmd_kb_export(args, config) -> int:
     from knowledge_base import api as kb
-    from server.db import Database
-
-    async def run() -> list:
-        db = Database(config.database_url)
-        try:
-            async with db.session() as session:
-                return await kb.export_rows(session)
-        finally:
-            await db.dispose()
-
-    rows = asyncio.run(run())
+    rows = _with_session(config, kb.export_rows)
     try:
         kb.write_table(Path(args.file), rows)
     except kb.ImportRejected as exc:   # neither .csv nor .xlsx
@@ -170,20 +147,16 @@ def cmd_kb_gaps(args, config) -> int:
 
     from knowledge_base.curation import gap_queries
     from knowledge_base.gaps import cluster
-    from server.db import Database, utcnow
+    from server.db import utcnow
 
-    async def run():
-        db = Database(config.database_url)
-        try:
-            kb = _knowledge_base(db, config)
-            await kb.refresh()
-            async with db.session() as session:
-                found = await gap_queries(session, utcnow() - timedelta(days=args.days))
-            return cluster(found, kb.index)
-        finally:
-            await db.dispose()
+    async def run(db):
+        kb = _knowledge_base(db, config)
+        await kb.refresh()
+        async with db.session() as session:
+            found = await gap_queries(session, utcnow() - timedelta(days=args.days))
+        return cluster(found, kb.index)
 
-    gaps = [g for g in asyncio.run(run()) if g.count >= args.min_count]
+    gaps = [g for g in _with_db(config, run) if g.count >= args.min_count]
     if args.json:
         for gap in gaps:
             print(json.dumps(gap.__dict__, ensure_ascii=False))
@@ -202,17 +175,10 @@ def cmd_kb_hits(args, config) -> int:
     from datetime import timedelta
 
     from knowledge_base.curation import hits
-    from server.db import Database, utcnow
+    from server.db import utcnow
 
-    async def run():
-        db = Database(config.database_url)
-        try:
-            async with db.session() as session:
-                return await hits(session, utcnow() - timedelta(days=args.days), period=args.period)
-        finally:
-            await db.dispose()
-
-    rows = asyncio.run(run())
+    rows = _with_session(
+        config, lambda session: hits(session, utcnow() - timedelta(days=args.days), period=args.period))
     if args.json:
         for row in rows:
             print(json.dumps(asdict(row), ensure_ascii=False))
@@ -228,6 +194,20 @@ def cmd_kb_hits(args, config) -> int:
     return 0
 
 
+def _with_db(config, work):
+    """Run `await work(db)` on the configured database, closed afterwards."""
+    from server.db import Database
+
+    async def run():
+        db = Database(config.database_url)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
 def _knowledge_base(db, config):
     """The Q&A base as the server serves it (same settings, same stored embeddings)."""
     from knowledge_base.api import KnowledgeBase
@@ -240,8 +220,6 @@ def cmd_kb_reindex(args, config) -> int:
     """Build the search index now, with a progress bar; --full embeds every question again."""
     from tqdm import tqdm
 
-    from server.db import Database
-
     if args.full:
         for stored in (config.var_dir / "kb-index").glob("*.npz"):
             stored.unlink()
@@ -251,16 +229,12 @@ def cmd_kb_reindex(args, config) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    async def run():
-        db = Database(config.database_url)
-        try:
-            kb = _knowledge_base(db, config)
-            await kb.refresh(progress=progress)
-            return kb.size, kb.last_embedded
-        finally:
-            await db.dispose()
+    async def run(db):
+        kb = _knowledge_base(db, config)
+        await kb.refresh(progress=progress)
+        return kb.size, kb.last_embedded
 
-    size, embedded = asyncio.run(run())
+    size, embedded = _with_db(config, run)
     bar.close()
     print(f"Index built: {size} published entries, {embedded} questions newly embedded.")
     return 0
@@ -268,8 +242,6 @@ def cmd_kb_reindex(args, config) -> int:
 
 def cmd_kb_search(args, config) -> int:
     import json
-
-    from server.db import Database
 
     if args.file:
         with open(args.file, encoding="utf-8") as f:
@@ -280,17 +252,14 @@ def cmd_kb_search(args, config) -> int:
         print("govchat kb search: give a QUERY or --file F", file=sys.stderr)
         return 2
 
-    async def run() -> None:
-        db = Database(config.database_url)
-        try:
-            kb = _knowledge_base(db, config)
-            await kb.refresh()
-        finally:
-            await db.dispose()
-        for query in queries:
-            print(json.dumps(kb.search(query, args.k), ensure_ascii=False), flush=True)
+    async def load(db):
+        kb = _knowledge_base(db, config)
+        await kb.refresh()
+        return kb
 
-    asyncio.run(run())
+    kb = _with_db(config, load)
+    for query in queries:
+        print(json.dumps(kb.search(query, args.k), ensure_ascii=False), flush=True)
     return 0
 
 
@@ -303,17 +272,11 @@ def cmd_rasa_train(args, config) -> int:
 
 def _with_session(config, work):
     """Run `work(session)` in one transaction on the configured database."""
-    from server.db import Database
+    async def in_transaction(db):
+        async with db.session() as session, session.begin():
+            return await work(session)
 
-    async def run():
-        db = Database(config.database_url)
-        try:
-            async with db.session() as session, session.begin():
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
+    return _with_db(config, in_transaction)
 
 
 def cmd_wechat_account_add(args, config) -> int:
@@ -372,16 +335,7 @@ def cmd_wechat_simulate(args, config) -> int:
 
     from channels.wechat import accounts
     from channels.wechat.simulate import SimulationError, Simulator
-    from server.db import Database
-
-    async def find():
-        db = Database(config.database_url)
-        try:
-            return await accounts.find(db, config, args.account)
-        finally:
-            await db.dispose()
-
-    account = asyncio.run(find())
+    account = _with_db(config, lambda db: accounts.find(db, config, args.account))
     if account is None:
         print(f"govchat wechat simulate: no WeChat account named {args.account!r} "
               "(govchat wechat account list)", file=sys.stderr)

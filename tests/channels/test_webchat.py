@@ -22,8 +22,8 @@ async def client(db, tmp_path):
         yield client
 
 
-async def post(client, expect: int, **body) -> dict:
-    resp = await client.post("/api/chat", json=body)
+async def post(client, expect: int, path: str = "/api/chat", **body) -> dict:
+    resp = await client.post(path, json=body)
     data = await resp.json()
     assert resp.status == expect, data
     return data
@@ -160,10 +160,7 @@ async def answering(db, tmp_path):
 
 
 async def vote(client, expect: int, **body) -> dict:
-    resp = await client.post("/api/chat/feedback", json=body)
-    data = await resp.json()
-    assert resp.status == expect, data
-    return data
+    return await post(client, expect, "/api/chat/feedback", **body)
 
 
 async def test_a_vote_on_an_answer_is_stored_against_its_version_and_can_be_changed(answering, db):
