@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import jieba
 
-from knowledge_base.search import ANSWER, NO_ANSWER, Decision, Hit, PublishedQA, decide
+from knowledge_base.search import ANSWER, NO_ANSWER, Decision, Hit, PublishedQA
 from knowledge_base.text import STOPWORDS, normalise
 
 jieba.setLogLevel(logging.WARNING)
@@ -42,10 +42,10 @@ def consult(index, query: str, previous: PublishedQA | str | None = None,
     before in this conversation, or its question text.
     """
     now = now or datetime.now(timezone.utc)
-    hits, decision = _search(index, query)
+    decision, hits = index.lookup(query)
     if previous is not None and is_follow_up(query):
         context = previous.question if isinstance(previous, PublishedQA) else previous
-        context_hits, in_context = _search(index, f"{context} {query}")
+        in_context, context_hits = index.lookup(f"{context} {query}")
         # On its own a topic-less question is a guess at some other service (需要什么材料 alone
         # matches 结婚登记), so the context wins unless it finds nothing.
         if in_context.kind != NO_ANSWER:
@@ -69,11 +69,6 @@ def active_notices(index, now: datetime | None = None) -> list[PublishedQA]:
     now = now or datetime.now(timezone.utc)
     notices = [qa for qa in index.entries.values() if is_active_notice(qa, now)]
     return sorted(notices, key=lambda qa: (qa.notice_until, qa.entry_id))
-
-
-def _search(index, text: str) -> tuple[list[Hit], Decision]:
-    hits = index.search(text, k=max(5, index.thresholds.candidates))
-    return hits, decide(hits, index.thresholds)
 
 
 def _notice_first(index, hits: list[Hit], decision: Decision, now: datetime) -> Decision:
