@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -11,10 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casework import events
 from casework.models import COMPLAINT, REPORT, Case, Category, Unit
-from server.db import Database
+from server.db import CHINA, Database
 
 DEMO = Path(__file__).resolve().parent / "demo"
-CHINA = timezone(timedelta(hours=8))
 CASE_TYPE_NAMES = {COMPLAINT: "投诉", REPORT: "举报"}
 STATUS_NAMES = {"submitted": "已受理，等待派单"}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,12 +20,10 @@ from bot.models import Message
 from knowledge_base.models import (ABANDONED, ANSWERED, CHOSEN, CLARIFIED, UNANSWERED, Entry,
                                    Feedback, Query, Version)
 from knowledge_base.search import ANSWER, CLARIFY, Decision
-from server.db import utcnow
+from server.db import CHINA, utcnow
 
 MAX_QUERY_CHARS = 500            # the longest citizen message the gateway accepts by default
 PERIODS = ("day", "week", "month", "quarter")
-# China has had no daylight saving since 1991: a fixed +08:00 is exact and needs no tz database.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 _QA_REF = re.compile(r"^qa:(?P<entry>[^@]+)@(?P<number>\d+)$")
 # Outcomes that began as a clarification: the latest one tells whether a choice is pending.
 _CLARIFICATIONS = (CLARIFIED, CHOSEN, ABANDONED)
@@ -124,7 +122,7 @@ async def record_feedback(session: AsyncSession, message_id: int, helpful: bool,
 
 def period_label(at: datetime, period: str) -> str:
     """The Shanghai-time day, ISO week, month or quarter `at` falls in."""
-    local = at.astimezone(SHANGHAI)
+    local = at.astimezone(CHINA)
     if period == "day":
         return local.date().isoformat()
     if period == "week":

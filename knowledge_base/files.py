@@ -11,16 +11,16 @@ import csv
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Iterator
+
+from server.db import CHINA
 
 COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
 OPTIONAL_COLUMNS = ("tags", "valid_from", "valid_to", "notice_until")
 KNOWN = COLUMNS + OPTIONAL_COLUMNS
 MAX_CHARS = {"id": 64, "category": 64, "unit": 128}    # the database columns' limits
-# China has kept UTC+8 without daylight saving since 1991: a fixed offset needs no tz database.
-CHINA = timezone(timedelta(hours=8))
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 

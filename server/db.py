@@ -5,7 +5,7 @@ declares its own tables on `Base`; nothing here knows them.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import DateTime, MetaData, event, text
@@ -25,6 +25,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+# China's civil time (Beijing, UTC+8): no daylight saving since 1991, so a fixed offset is exact
+# and needs no time-zone database (the slim Docker image has none).
+CHINA = timezone(timedelta(hours=8))
 
 
 def utcnow() -> datetime:

@@ -6,16 +6,14 @@ happened and a confirmation.
 from __future__ import annotations
 
 import re
-from datetime import timedelta, timezone
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
 
 from bot.actions import ServiceAction, conversation_id, utter
 from casework import api as casework
-from server.db import utcnow
+from server.db import CHINA, utcnow
 
-CHINA = timezone(timedelta(hours=8))
 MIN_DESCRIPTION = 5
 MAX_DESCRIPTION = 1000
 # The words that only say "I want to complain", leaving what about.
