@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, false)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, UTCDateTime, utcnow
@@ -49,6 +50,68 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(16), default=SUBMITTED)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
     unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # What the intake form collected (art. 27: nothing more than the case needs).
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    district: Mapped[str | None] = mapped_column(String(32))          # 区/县 as routed
+    address: Mapped[str | None] = mapped_column(String(200))          # where, as the citizen said it
+    latitude: Mapped[float | None] = mapped_column(Float)             # a WeChat location, when sent
+    longitude: Mapped[float | None] = mapped_column(Float)
+    occurred: Mapped[str | None] = mapped_column(String(100))         # when, as the citizen said it
+    phone: Mapped[str | None] = mapped_column(String(32))             # only with consent; masked in lists
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # 举报 without identity
+    route_confidence: Mapped[float | None] = mapped_column(Float)
+    deadline: Mapped[date | None] = mapped_column(Date)               # reply due (China date, working days)
+
+
+class CaseAttachment(Base):
+    """Evidence a citizen sent during intake: an image, video, link or location message."""
+
+    __tablename__ = "case_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    kind: Mapped[str] = mapped_column(String(16))                     # image, video, link, location
+    media_id: Mapped[str | None] = mapped_column(String(256))         # WeChat MediaId (3 days on WeChat)
+    url: Mapped[str | None] = mapped_column(String(1024))             # PicUrl / link URL
+    label: Mapped[str | None] = mapped_column(String(200))            # location label, link title
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WorkdayOverride(Base):
+    """A day the statutory calendar gets wrong for us (a local holiday, a late State Council notice)."""
+
+    __tablename__ = "workday_overrides"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    is_workday: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(String(100), default="")
+
+
+class RoutingKeyword(Base):
+    """An admin-readable rule: a message containing `keyword` belongs to `category`."""
+
+    __tablename__ = "routing_keywords"
+    __table_args__ = (UniqueConstraint("keyword", "category"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    keyword: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))                 # a category name (classifier label)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RoutingExample(Base):
+    """A message with its category: what the routing classifier is trained on."""
+
+    __tablename__ = "routing_examples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(32), default="import")  # import, dispatcher, case
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
