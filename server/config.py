@@ -66,6 +66,9 @@ class Config:
     wechat_delivery_backoff: float = 2.0   # seconds before the first retry; doubles each time
     wechat_delivery_attempts: int = 6      # tries before a delivery is given up
     wechat_delivery_poll: float = 1.0      # seconds between looks at the queue (other instances' work)
+    # Working days to reply per case type, from CASE_DEADLINE_DAYS; types not named keep
+    # casework.calendar.DEFAULT_DEADLINE_DAYS.
+    case_deadline_days: dict[str, int] = field(default_factory=dict)
 
     @property
     def rasa_project(self) -> Path:
@@ -116,7 +119,25 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         embedder=env.get("GOVCHAT_EMBEDDER") or None,
         kb_refresh_seconds=_number(env, "GOVCHAT_KB_REFRESH", 5.0, cast=float, minimum=0.5),
         **_wechat(env),
+        case_deadline_days=_deadline_days(env.get("CASE_DEADLINE_DAYS") or ""),
     )
+
+
+def _deadline_days(raw: str) -> dict[str, int]:
+    """CASE_DEADLINE_DAYS: `complaint=5,report=5,consultation=3` (any of them, in any order)."""
+    from casework.calendar import DEFAULT_DEADLINE_DAYS
+
+    days = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, _, value = (s.strip() for s in item.partition("="))
+        if name not in DEFAULT_DEADLINE_DAYS:
+            raise ConfigError(f"CASE_DEADLINE_DAYS: unknown case type {name!r}; "
+                              f"use {', '.join(DEFAULT_DEADLINE_DAYS)}, as in complaint=5,report=5")
+        if not (value.isascii() and value.isdigit()) or int(value) < 1:
+            raise ConfigError(f"CASE_DEADLINE_DAYS: {name} must be a whole number of working days "
+                              f"of at least 1, got {value!r}")
+        days[name] = int(value)
+    return days
 
 
 def _wechat(env: dict[str, str]) -> dict:
