@@ -363,6 +363,97 @@ def cmd_wechat_simulate(args, config) -> int:
     return asyncio.run(chat())
 
 
+def cmd_calendar_show(args, config) -> int:
+    """The holidays and make-up workdays of a year, with the admin's overrides marked."""
+    from casework import calendar as cal
+
+    async def load(session):
+        return await cal.load_calendar(session), await cal.overrides(session, args.year)
+
+    calendar, rows = _with_session(config, load)
+    notes = {row.day: row.note for row in rows}
+    if not calendar.covers(args.year):
+        years = cal.COVERED_YEARS
+        print(f"{args.year} is NOT covered by the statutory calendar (chinesecalendar knows "
+              f"{years[0]}–{years[-1]}): Monday to Friday count as working days, plus the "
+              "overrides below. Upgrade chinesecalendar or add overrides.")
+    for day, workday, name in calendar.special_days(args.year):
+        mark = f"  [override{': ' + notes[day] if notes.get(day) else ''}]" if day in notes else ""
+        print(f"{day:%Y-%m-%d} {day:%a}  {'workday' if workday else 'holiday':<8} {name}{mark}")
+    return 0
+
+
+def cmd_calendar_override(args, config) -> int:
+    from datetime import date
+
+    from casework import calendar as cal
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print(f"govchat calendar override: {args.date!r} is not a date like 2026-10-08", file=sys.stderr)
+        return 2
+    if args.remove:
+        if not _with_session(config, lambda session: cal.remove_override(session, day)):
+            print(f"govchat calendar override: {day} has no override", file=sys.stderr)
+            return 2
+        print(f"{day} follows the statutory calendar again.")
+        return 0
+    _with_session(config, lambda session: cal.set_override(session, day, args.workday, args.note))
+    print(f"{day} is now a {'working day' if args.workday else 'holiday'}.")
+    return 0
+
+
+def cmd_wechat_menu(args, config) -> int:
+    """Check a menu file and push it to WeChat, or show the account's current menu."""
+    from channels.wechat import accounts, menu
+    from channels.wechat.api_client import ApiError, Unreachable
+
+    def fail(message: str) -> int:
+        print(f"govchat wechat menu: {message}", file=sys.stderr)
+        return 2
+
+    if args.show == bool(args.file):
+        return fail(f"give a menu FILE (the bundled one: {menu.DEFAULT_FILE}) or --show")
+    if args.file:
+        try:
+            data = menu.load(args.file)
+        except menu.MenuError as exc:
+            return fail(str(exc))
+        errors, warnings = menu.check(data)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if errors:
+            for error in errors:
+                print(f"error: {error}", file=sys.stderr)
+            return fail(f"{args.file} was not pushed: {len(errors)} problem(s) above")
+        if args.check:
+            print(f"{args.file} is a valid menu:", *menu.describe(data), sep="\n")
+            return 0
+
+    async def call(db):
+        account = await accounts.find(db, config, args.account)
+        if account is None:
+            raise menu.MenuError(f"no WeChat account named {args.account!r} "
+                                 "(govchat wechat account list)")
+        if args.show:
+            return await menu.current(db, config.wechat_api_base, account)
+        await menu.push(db, config.wechat_api_base, account, data)
+
+    try:
+        shown = _with_db(config, call)
+    except menu.MenuError as exc:
+        return fail(str(exc))
+    except (ApiError, Unreachable) as exc:
+        return fail(menu.explain(exc))
+    if args.show:
+        print("\n".join(menu.describe(shown)) if shown else "The account has no menu.")
+    else:
+        print(f"Menu pushed to {args.account!r}:", *menu.describe(data), sep="\n")
+        print("WeChat shows it to followers within minutes (at once after they re-follow).")
+    return 0
+
+
 def cmd_pending(args, config) -> int:
     print(f"govchat {args.command}: {PENDING[args.command]} is not built yet.", file=sys.stderr)
     return 2
@@ -465,6 +556,29 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--url", help="the server (default http://127.0.0.1:GOVCHAT_PORT)")
     simulate.add_argument("--user", default="oSimulatedCitizen001", help="the citizen's openid")
     simulate.set_defaults(func=cmd_wechat_simulate)
+
+    calendar = sub.add_parser("calendar", help="working days: statutory holidays and overrides")
+    calendar_sub = calendar.add_subparsers(dest="calendar_command", required=True)
+    cal_show = calendar_sub.add_parser("show", help="holidays and make-up workdays of a year")
+    cal_show.add_argument("year", type=int)
+    cal_show.set_defaults(func=cmd_calendar_show)
+    cal_over = calendar_sub.add_parser("override", help="make a day a working day or a holiday")
+    cal_over.add_argument("date", help="YYYY-MM-DD")
+    cal_kind = cal_over.add_mutually_exclusive_group(required=True)
+    cal_kind.add_argument("--workday", action="store_true", default=None)
+    cal_kind.add_argument("--holiday", dest="workday", action="store_false")
+    cal_kind.add_argument("--remove", action="store_true", help="back to the statutory calendar")
+    cal_over.add_argument("--note", default="", help="why (e.g. the notice's number)")
+    cal_over.set_defaults(func=cmd_calendar_override)
+
+    wx_menu = wechat_sub.add_parser("menu", help="push a custom menu (自定义菜单) file, or --show "
+                                    "the current one")
+    wx_menu.add_argument("file", nargs="?", help="the menu as WeChat's JSON ({\"button\": [...]}); "
+                         "channels/wechat/menu.json is the bundled one")
+    wx_menu.add_argument("--account", default="default", help="account name (default: the /wechat one)")
+    wx_menu.add_argument("--check", action="store_true", help="check the file only, push nothing")
+    wx_menu.add_argument("--show", action="store_true", help="print the menu the account shows now")
+    wx_menu.set_defaults(func=cmd_wechat_menu)
 
     for name, what in PENDING.items():
         sub.add_parser(name, help=f"{what} — not built yet").set_defaults(func=cmd_pending)
