@@ -404,6 +404,56 @@ def cmd_calendar_override(args, config) -> int:
     return 0
 
 
+def cmd_wechat_menu(args, config) -> int:
+    """Check a menu file and push it to WeChat, or show the account's current menu."""
+    from channels.wechat import accounts, menu
+    from channels.wechat.api_client import ApiError, Unreachable
+
+    def fail(message: str) -> int:
+        print(f"govchat wechat menu: {message}", file=sys.stderr)
+        return 2
+
+    if args.show == bool(args.file):
+        return fail(f"give a menu FILE (the bundled one: {menu.DEFAULT_FILE}) or --show")
+    if args.file:
+        try:
+            data = menu.load(args.file)
+        except menu.MenuError as exc:
+            return fail(str(exc))
+        errors, warnings = menu.check(data)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if errors:
+            for error in errors:
+                print(f"error: {error}", file=sys.stderr)
+            return fail(f"{args.file} was not pushed: {len(errors)} problem(s) above")
+        if args.check:
+            print(f"{args.file} is a valid menu:", *menu.describe(data), sep="\n")
+            return 0
+
+    async def call(db):
+        account = await accounts.find(db, config, args.account)
+        if account is None:
+            raise menu.MenuError(f"no WeChat account named {args.account!r} "
+                                 "(govchat wechat account list)")
+        if args.show:
+            return await menu.current(db, config.wechat_api_base, account)
+        await menu.push(db, config.wechat_api_base, account, data)
+
+    try:
+        shown = _with_db(config, call)
+    except menu.MenuError as exc:
+        return fail(str(exc))
+    except (ApiError, Unreachable) as exc:
+        return fail(menu.explain(exc))
+    if args.show:
+        print("\n".join(menu.describe(shown)) if shown else "The account has no menu.")
+    else:
+        print(f"Menu pushed to {args.account!r}:", *menu.describe(data), sep="\n")
+        print("WeChat shows it to followers within minutes (at once after they re-follow).")
+    return 0
+
+
 def cmd_pending(args, config) -> int:
     print(f"govchat {args.command}: {PENDING[args.command]} is not built yet.", file=sys.stderr)
     return 2
@@ -520,6 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
     cal_kind.add_argument("--remove", action="store_true", help="back to the statutory calendar")
     cal_over.add_argument("--note", default="", help="why (e.g. the notice's number)")
     cal_over.set_defaults(func=cmd_calendar_override)
+
+    wx_menu = wechat_sub.add_parser("menu", help="push a custom menu (自定义菜单) file, or --show "
+                                    "the current one")
+    wx_menu.add_argument("file", nargs="?", help="the menu as WeChat's JSON ({\"button\": [...]}); "
+                         "channels/wechat/menu.json is the bundled one")
+    wx_menu.add_argument("--account", default="default", help="account name (default: the /wechat one)")
+    wx_menu.add_argument("--check", action="store_true", help="check the file only, push nothing")
+    wx_menu.add_argument("--show", action="store_true", help="print the menu the account shows now")
+    wx_menu.set_defaults(func=cmd_wechat_menu)
 
     for name, what in PENDING.items():
         sub.add_parser(name, help=f"{what} — not built yet").set_defaults(func=cmd_pending)

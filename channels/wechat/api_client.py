@@ -1,4 +1,5 @@
-"""The two calls govchat makes to WeChat's API: fetch an access token, send a 客服消息.
+"""The calls govchat makes to WeChat's API: fetch an access token, send a 客服消息, push and
+read the custom menu (自定义菜单).
 
 WeChat answers HTTP 200 with `{"errcode": …, "errmsg": …}` for its own errors; those become
 `ApiError`. Anything that says nothing about the request (5xx, timeouts, broken connections,
@@ -50,6 +51,17 @@ class WechatApi:
                          params={"access_token": access_token},
                          data=json.dumps(payload, ensure_ascii=False).encode(),
                          headers={"Content-Type": "application/json; charset=utf-8"})
+
+    async def create_menu(self, access_token: str, menu: dict) -> None:
+        """Replace the account's custom menu with `menu` ({"button": [...]})."""
+        await self._call("POST", "/cgi-bin/menu/create", params={"access_token": access_token},
+                         data=json.dumps(menu, ensure_ascii=False).encode(),
+                         headers={"Content-Type": "application/json; charset=utf-8"})
+
+    async def current_menu(self, access_token: str) -> dict:
+        """The menu the account shows now, made in the console or through the API."""
+        return await self._call("GET", "/cgi-bin/get_current_selfmenu_info",
+                                params={"access_token": access_token})
 
     async def _call(self, method: str, path: str, **kwargs) -> dict:
         try:
