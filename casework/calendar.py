@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cache
 
 import chinese_calendar
 from sqlalchemy import delete, select
@@ -36,6 +37,12 @@ def _covered_years() -> range:
 
 
 COVERED_YEARS = _covered_years()
+
+
+@cache
+def _statutory_workday(day: date) -> bool:
+    # The package scans all its years on every call; deadlines ask about the same days often.
+    return chinese_calendar.is_workday(day)
 
 
 def china_date(moment: date | datetime) -> date:
@@ -93,7 +100,7 @@ class WorkCalendar:
             return self.overrides[day]
         if not self.covers(day.year):
             return day.weekday() < 5
-        return chinese_calendar.is_workday(day)
+        return _statutory_workday(day)
 
     def workdays_after(self, day: date) -> Iterator[date]:
         """The working days after `day`, in order, without end."""
