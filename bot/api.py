@@ -75,3 +75,10 @@ async def last_bot_reply(session: AsyncSession, conversation_id: int) -> Message
         .limit(1)
     )
 
+
+async def media_since(session: AsyncSession, conversation_id: int, since: datetime) -> list[Message]:
+    """Images, videos, links and locations the citizen sent from `since` on, oldest first."""
+    rows = await session.scalars(select(Message).where(
+        Message.conversation_id == conversation_id, Message.direction == "in",
+        Message.created_at >= since).order_by(Message.id))
+    return [m for m in rows if (m.meta or {}).get("media")]

@@ -49,6 +49,19 @@ class Inbound:
     account: str = ""
     external_id: str | None = None      # the channel's message id, for retries
     received_at: datetime = field(default_factory=utcnow)
+    # An image, video, link or location (WeChat): kept with the message; `text` says what it is.
+    media: dict | None = None
+
+
+def rasa_text(inbound: Inbound) -> str | None:
+    """What Rasa is told of a media message: an intent the server sends, never NLU on "[图片]"."""
+    media = inbound.media
+    if not media:
+        return None
+    if media.get("kind") == "location":
+        return "/share_location" + json.dumps({"place": media.get("label") or "（微信位置）"},
+                                              ensure_ascii=False)
+    return "/share_media" + json.dumps({"media_kind": media.get("kind", "")}, ensure_ascii=False)
 
 
 @dataclass
@@ -132,7 +145,7 @@ class Gateway:
             await self._settle(message_id, QUEUED, [], inbound, conv)
             return Outcome([], "with_staff")
 
-        text = await self._rewrite_choice(conv.id, inbound.text)
+        text = rasa_text(inbound) or await self._rewrite_choice(conv.id, inbound.text)
         try:
             raw = await self.rasa.send(str(conv.id), text, {"channel": inbound.channel})
         except RasaUnavailable as exc:
@@ -163,7 +176,8 @@ class Gateway:
                 row = Message(
                     conversation_id=conv.id, channel=inbound.channel, account=inbound.account,
                     external_id=inbound.external_id, direction="in", source="citizen",
-                    text=inbound.text, status=RECEIVED, created_at=inbound.received_at)
+                    text=inbound.text, status=RECEIVED, created_at=inbound.received_at,
+                    meta={"media": inbound.media} if inbound.media else {})
                 session.add(row)
                 await session.execute(update(Conversation).where(Conversation.id == conv.id)
                                       .values(last_message_at=inbound.received_at))

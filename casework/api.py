@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -10,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casework import events
-from casework.models import COMPLAINT, REPORT, Case, Category, Unit
+from casework.models import COMPLAINT, REPORT, Case, CaseAttachment, Category, Unit
 from server.db import CHINA, Database
 
 DEMO = Path(__file__).resolve().parent / "demo"
@@ -26,32 +28,121 @@ def case_number(day, seq: int) -> str:
     return f"ZJ{day:%Y%m%d}-{seq:04d}"
 
 
-async def submit_case(
-    db: Database, *, case_type: str, description: str, conversation_id: int | None,
-    now: datetime,
-) -> Case:
-    """Register a new case with the next number of its China-time day, in its own transaction.
+# A second submission this close to an earlier one by the same citizen is the same case.
+DUPLICATE_WINDOW = timedelta(hours=24)
+DUPLICATE_SIMILARITY = 0.75
 
+
+@dataclass(frozen=True)
+class Evidence:
+    """An image, video, link or location the citizen sent with the case."""
+    kind: str
+    message_id: int | None = None
+    media_id: str | None = None
+    url: str | None = None
+    label: str | None = None
+
+
+@dataclass
+class Intake:
+    """What the intake form collected; nothing more than the case needs (art. 27)."""
+    case_type: str
+    description: str
+    conversation_id: int | None = None
+    place: str | None = None
+    occurred: str | None = None
+    phone: str | None = None
+    anonymous: bool = False
+    latitude: float | None = None
+    longitude: float | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    # Where it goes, decided by routing before submission (None: the dispatcher decides).
+    unit_id: str | None = None
+    category_id: int | None = None
+    district: str | None = None
+    route_confidence: float | None = None
+    deadline: date | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    case: Case
+    linked: bool = False        # near-identical to a recent case: added to it, not duplicated
+
+
+def similar(a: str, b: str) -> bool:
+    a, b = a.strip(), b.strip()
+    if not a or not b:
+        return False
+    return a in b or b in a or SequenceMatcher(None, a, b).ratio() >= DUPLICATE_SIMILARITY
+
+
+async def submit_case(db: Database, intake: Intake, *, now: datetime) -> Submitted:
+    """Register a case with the next number of its China-time day, in its own transaction.
+
+    "Tell us once": the same citizen submitting a near-identical case within 24 hours gets the
+    earlier case back (`linked`), with the new evidence attached and the resubmission recorded.
     Two intakes racing for a number: the unique (day, seq) makes the loser start again.
     """
-    if case_type not in CASE_TYPE_NAMES:
-        raise ValueError(f"unknown case type {case_type!r}")
+    if intake.case_type not in CASE_TYPE_NAMES:
+        raise ValueError(f"unknown case type {intake.case_type!r}")
+    earlier = await _recent_duplicate(db, intake, now)
+    if earlier is not None:
+        async with db.session() as session, session.begin():
+            _attach(session, earlier.id, intake.evidence, now)
+            events.record(session, events.CASE_LINKED, at=now, case_id=earlier.id,
+                          conversation_id=intake.conversation_id, description=intake.description)
+        return Submitted(earlier, linked=True)
     day = now.astimezone(CHINA).date()
     for _ in range(5):
         try:
             async with db.session() as session, session.begin():
                 seq = (await session.scalar(select(func.max(Case.seq)).where(Case.day == day)) or 0) + 1
-                case = Case(number=case_number(day, seq), day=day, seq=seq, case_type=case_type,
-                            description=description, conversation_id=conversation_id,
-                            created_at=now)
+                case = Case(
+                    number=case_number(day, seq), day=day, seq=seq, case_type=intake.case_type,
+                    description=intake.description, conversation_id=intake.conversation_id,
+                    created_at=now, address=intake.place, occurred=intake.occurred,
+                    phone=intake.phone, anonymous=intake.anonymous, latitude=intake.latitude,
+                    longitude=intake.longitude, unit_id=intake.unit_id,
+                    category_id=intake.category_id, district=intake.district,
+                    route_confidence=intake.route_confidence, deadline=intake.deadline)
                 session.add(case)
                 await session.flush()
+                _attach(session, case.id, intake.evidence, now)
                 events.record(session, events.CASE_SUBMITTED, at=now, case_id=case.id,
-                              conversation_id=conversation_id, case_type=case_type)
-            return case
+                              conversation_id=intake.conversation_id, case_type=intake.case_type,
+                              evidence=len(intake.evidence))
+            return Submitted(case)
         except IntegrityError:
             continue
     raise RuntimeError("could not allocate a case number after 5 tries")
+
+
+async def _recent_duplicate(db: Database, intake: Intake, now: datetime) -> Case | None:
+    if intake.conversation_id is None:
+        return None
+    async with db.session() as session:
+        recent = await session.scalars(select(Case).where(
+            Case.conversation_id == intake.conversation_id, Case.case_type == intake.case_type,
+            Case.created_at >= now - DUPLICATE_WINDOW).order_by(Case.id.desc()))
+        return next((c for c in recent if similar(c.description, intake.description)), None)
+
+
+def _attach(session: AsyncSession, case_id: int, evidence: list[Evidence], now: datetime) -> None:
+    session.add_all(CaseAttachment(case_id=case_id, message_id=e.message_id, kind=e.kind,
+                                   media_id=e.media_id, url=e.url, label=e.label, created_at=now)
+                    for e in evidence)
+
+
+async def attachments(session: AsyncSession, case_id: int) -> list[CaseAttachment]:
+    return list(await session.scalars(select(CaseAttachment).where(
+        CaseAttachment.case_id == case_id).order_by(CaseAttachment.id)))
+
+
+async def last_case_at(session: AsyncSession, conversation_id: int) -> datetime | None:
+    """When this conversation last submitted a case: evidence before it belongs to that case."""
+    return await session.scalar(select(func.max(Case.created_at)).where(
+        Case.conversation_id == conversation_id))
 
 
 async def find_case(session: AsyncSession, number: str) -> Case:

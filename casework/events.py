@@ -14,6 +14,7 @@ BOT_REPLIED = "bot_replied"              # value: seconds from the citizen's mes
 BOT_UNAVAILABLE = "bot_unavailable"      # Rasa down or too slow; apology sent, queued for staff
 HANDOFF_REQUESTED = "handoff_requested"
 CASE_SUBMITTED = "case_submitted"
+CASE_LINKED = "case_linked"              # a near-identical resubmission added to an earlier case
 RATING_GIVEN = "rating_given"
 REPLY_DELIVERED = "reply_delivered"      # sent later (WeChat 客服消息); value: seconds since the reply was stored
 DELIVERY_FAILED = "delivery_failed"      # never reached the citizen; detail: reason ("window closed", …)

@@ -41,15 +41,17 @@ def conversation_id(tracker) -> int | None:
 
 
 def all_actions(services: Services) -> list[Action]:
-    from bot.actions.cases import (ActionAskCaseConfirm, ActionCancelCase, ActionQueryCase,
-                                   ActionStartCase, ActionSubmitCase, ValidateCaseForm)
+    from bot.actions.cases import (ActionAskCaseConfirm, ActionAskCaseContact, ActionQueryCase,
+                                   ActionReceiveMedia, ActionStartCase, ActionSubmitCase,
+                                   ValidateCaseForm)
     from bot.actions.faq import ActionAnswerQuestion
     from bot.actions.service import ActionHandoff, ActionRate
     from bot.actions.welcome import ActionGreet
 
     return [
-        ActionAnswerQuestion(services), ActionStartCase(), ValidateCaseForm(),
-        ActionAskCaseConfirm(), ActionSubmitCase(services), ActionCancelCase(),
+        ActionAnswerQuestion(services), ActionStartCase(services), ValidateCaseForm(services),
+        ActionAskCaseContact(), ActionAskCaseConfirm(services), ActionSubmitCase(services),
+        ActionReceiveMedia(services),
         ActionQueryCase(services), ActionHandoff(services), ActionRate(services),
         ActionGreet(services),
     ]

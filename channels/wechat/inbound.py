@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from channels.wechat.messages import WechatMessage
 
 ASK_TO_TYPE = "抱歉，暂时没能听清您的语音。请直接输入文字，我会尽快为您解答。"
-MEDIA_THANKS = "已收到您发送的{what}，谢谢！目前智能助手只能阅读文字，请用文字简要说明您的问题或诉求。"
 UNSUPPORTED = "抱歉，暂不支持这类消息。请直接输入文字，我会尽快为您解答。"
 # A text the greet intent knows: the welcome says what the service does (art. 25: no condition
 # on following — the service answers everyone who writes, follower or not).
@@ -26,12 +25,12 @@ MEDIA = {"image": "图片", "video": "视频", "shortvideo": "视频", "location
 class Plan:
     """Either `text` goes through the gateway, or `reply` is answered at once (None: `success`).
 
-    `ack` comes before the gateway's replies in the passive answer (media: the bot cannot see it,
-    so the citizen is told so rather than left with a reply that ignores the picture).
+    Media (image, video, location, link) goes through the gateway too, with `media` describing
+    it: the conversation keeps it, and a case being taken attaches it as evidence or place.
     """
     text: str | None = None
     reply: str | None = None
-    ack: str | None = None
+    media: dict | None = None
     unsubscribed: bool = False
 
 
@@ -42,7 +41,7 @@ def plan_for(msg: WechatMessage) -> Plan:
     if kind == "voice":
         return Plan(text=msg.recognition) if msg.recognition.strip() else Plan(reply=ASK_TO_TYPE)
     if kind in MEDIA:
-        return Plan(text=_note(msg), ack=MEDIA_THANKS.format(what=MEDIA[kind]))
+        return Plan(text=_note(msg), media=_media(msg))
     if kind == "event":
         event = msg.event.lower()
         if event == "subscribe":
@@ -56,8 +55,22 @@ def plan_for(msg: WechatMessage) -> Plan:
 
 
 def _note(msg: WechatMessage) -> str:
-    """The conversation keeps a line saying what arrived; attaching it to cases comes later."""
+    """The line the conversation log shows for it (staff read it in the inbox)."""
     what = MEDIA[msg.msg_type]
     if msg.msg_type == "location":
-        return f"[{what}] {msg.label} ({msg.location_x},{msg.location_y})".strip()
+        return f"[{what}] {msg.label} ({msg.location_x},{msg.location_y})"
+    if msg.msg_type == "link":
+        return f"[{what}] {msg.title} {msg.url}".strip()
     return f"[{what}]"
+
+
+def _media(msg: WechatMessage) -> dict:
+    kind = "video" if msg.msg_type == "shortvideo" else msg.msg_type
+    media = {"kind": kind, "media_id": msg.media_id or None,
+             "url": msg.pic_url or msg.url or None, "label": msg.label or msg.title or None}
+    if kind == "location":
+        try:
+            media["latitude"], media["longitude"] = float(msg.location_x), float(msg.location_y)
+        except ValueError:      # WeChat always sends numbers; a bad one is simply not kept
+            pass
+    return {k: v for k, v in media.items() if v is not None}

@@ -39,6 +39,8 @@ class WechatMessage:
     location_x: str = ""
     location_y: str = ""
     label: str = ""
+    title: str = ""               # link
+    url: str = ""                 # link
     event: str = ""               # subscribe, unsubscribe, CLICK, VIEW, SCAN, LOCATION …
     event_key: str = ""
     encrypt: str = ""
@@ -63,7 +65,8 @@ class WechatMessage:
             content=f.get("Content", ""), recognition=f.get("Recognition", ""),
             pic_url=f.get("PicUrl", ""), media_id=f.get("MediaId", ""),
             location_x=f.get("Location_X", ""), location_y=f.get("Location_Y", ""),
-            label=f.get("Label", ""), event=f.get("Event", ""), event_key=f.get("EventKey", ""),
+            label=f.get("Label", ""), title=f.get("Title", ""), url=f.get("Url", ""),
+            event=f.get("Event", ""), event_key=f.get("EventKey", ""),
             encrypt=f.get("Encrypt", ""))
 
 

@@ -176,7 +176,7 @@ async def _answer(app: web.Application, account: Account, msg: WechatMessage,
     if plan.text is None:
         return plan.reply
     inbound = Inbound(channel=CHANNEL, account=account.name, sender=msg.from_user,
-                      text=plan.text, external_id=msg.external_id)
+                      text=plan.text, external_id=msg.external_id, media=plan.media)
     task = _track(app, asyncio.ensure_future(_through_gateway(app, inbound)))
     try:
         # shield: when the budget runs out the gateway carries on and stores its replies.
@@ -186,8 +186,7 @@ async def _answer(app: web.Application, account: Account, msg: WechatMessage,
                  account.name, inbound.external_id)
         _track(app, asyncio.ensure_future(_queue_late(app, account, msg.from_user, task)))
         return None
-    parts = ([plan.ack] if plan.ack else []) + [reply.text for reply in outcome.replies]
-    return "\n\n".join(parts) or None
+    return "\n\n".join(reply.text for reply in outcome.replies) or None
 
 
 def _track(app: web.Application, task: asyncio.Future) -> asyncio.Future:

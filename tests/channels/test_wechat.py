@@ -18,7 +18,7 @@ from wechatpy.utils import WeChatSigner
 from bot.models import Conversation, Message
 from casework.models import Event
 from channels.wechat import accounts
-from channels.wechat.inbound import ASK_TO_TYPE, MEDIA_THANKS
+from channels.wechat.inbound import ASK_TO_TYPE
 from server.app import create_app
 from server.config import Config
 from server.cli import main
@@ -229,19 +229,24 @@ async def test_voice_uses_wechats_recognition_or_asks_to_type(plain, rasa, db):
     assert await count(db) == 2     # the unrecognised voice stores nothing
 
 
-async def test_an_image_is_acknowledged_and_kept_in_the_conversation(plain, db):
+async def test_an_image_goes_to_the_bot_as_media_and_is_kept_in_the_conversation(plain, rasa, db):
     image = {**text_msg("", msg_id="i1"), "MsgType": "image", "PicUrl": "http://mmbiz/1.jpg",
              "MediaId": "media-1"}
     del image["Content"]
-    reply = await plain.send(image)
-    assert reply.startswith(MEDIA_THANKS.format(what="图片"))
+    await plain.send(image)
+    # Rasa is told an image came (an intent the server sends), not NLU on "[图片]".
+    assert rasa.calls == ['/share_media{"media_kind": "image"}']
     assert (await stored(db))[0][3:] == ("in", "[图片]")
+    async with db.session() as session:
+        kept = await session.scalar(select(Message).where(Message.external_id == "i1"))
+    assert kept.meta["media"] == {"kind": "image", "media_id": "media-1", "url": "http://mmbiz/1.jpg"}
 
 
 async def test_subscribe_gets_the_welcome(plain, rasa, db):
-    assert await plain.send(event_msg("subscribe")) == WELCOME
+    subscribe = event_msg("subscribe")
+    assert await plain.send(subscribe) == WELCOME
     assert rasa.calls == ["你好"]
-    assert (await stored(db))[0][2] == f"{OPENID}:{event_msg('subscribe')['CreateTime']}"
+    assert (await stored(db))[0][2] == f"{OPENID}:{subscribe['CreateTime']}"
 
 
 async def test_the_menu_button_for_a_person_hands_off(plain, rasa):

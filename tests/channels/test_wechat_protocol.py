@@ -85,9 +85,14 @@ def test_what_each_message_becomes():
     assert plan_for(_msg(msg_type="voice", recognition="我要投诉")).text == "我要投诉"
     assert plan_for(_msg(msg_type="voice")).reply == ASK_TO_TYPE
     image = plan_for(_msg(msg_type="image", pic_url="http://x/1.jpg"))
-    assert image.text == "[图片]" and "图片" in image.ack
+    assert image.text == "[图片]" and image.media == {"kind": "image", "url": "http://x/1.jpg"}
     place = plan_for(_msg(msg_type="location", location_x="30.75", location_y="120.76", label="嘉兴市南湖区"))
     assert place.text == "[位置] 嘉兴市南湖区 (30.75,120.76)"
+    assert place.media == {"kind": "location", "label": "嘉兴市南湖区", "latitude": 30.75,
+                           "longitude": 120.76}
+    link = plan_for(_msg(msg_type="link", title="占道经营", url="http://x/a"))
+    assert link.text == "[链接] 占道经营 http://x/a" and link.media["url"] == "http://x/a"
+    assert plan_for(_msg(msg_type="shortvideo", media_id="v1")).media == {"kind": "video", "media_id": "v1"}
     for key, text in MENU.items():
         assert plan_for(_msg(msg_type="event", event="CLICK", event_key=key)).text == text
     assert plan_for(_msg(msg_type="event", event="unsubscribe")).unsubscribed
