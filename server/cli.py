@@ -334,7 +334,8 @@ def cmd_wechat_simulate(args, config) -> int:
     import aiohttp
 
     from channels.wechat import accounts
-    from channels.wechat.simulate import SimulationError, Simulator
+    from channels.wechat.simulate import (LATE_NOTE, SimulationError, Simulator, follow, late_line,
+                                          new_msg_id)
     account = _with_db(config, lambda db: accounts.find(db, config, args.account))
     if account is None:
         print(f"govchat wechat simulate: no WeChat account named {args.account!r} "
@@ -343,7 +344,8 @@ def cmd_wechat_simulate(args, config) -> int:
     base = (args.url or f"http://127.0.0.1:{config.port}").rstrip("/")
     url = base + ("/wechat" if account.name == accounts.DEFAULT else f"/wechat/{account.name}")
 
-    async def chat() -> int:
+    async def chat(db) -> int:
+        noted = False
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             sim = Simulator(http, url, account, args.user)
             print(f"Talking to {url} as {args.user} ({account.mode} mode). Ctrl-D to stop.", flush=True)
@@ -351,16 +353,30 @@ def cmd_wechat_simulate(args, config) -> int:
             while line := await loop.run_in_executor(None, sys.stdin.readline):
                 if not line.strip():
                     continue
+                msg_id = new_msg_id()
                 try:
-                    reply = await sim.send(line.strip())
+                    reply = await sim.send(line.strip(), msg_id)
                 except (SimulationError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     print(f"!! {exc or type(exc).__name__}", flush=True)
                     continue
-                print(f"公众号：{reply}" if reply is not None else
-                      "（服务器回复 success：答复未能在 5 秒内就绪，将通过客服消息另行送达）", flush=True)
+                if reply is not None:
+                    print(f"公众号：{reply}", flush=True)
+                    continue
+                print("（服务器回复 success：答复未能在 5 秒内就绪，将通过客服消息另行送达）", flush=True)
+                if args.wait <= 0:
+                    continue
+                if not noted:
+                    print(LATE_NOTE, flush=True)
+                    noted = True
+                shown = 0
+                async for late in follow(db, account.name, msg_id, args.wait):
+                    print(late_line(late), flush=True)
+                    shown += 1
+                if not shown:
+                    print(f"（{args.wait:g} 秒内没有客服消息答复）", flush=True)
         return 0
 
-    return asyncio.run(chat())
+    return _with_db(config, chat)
 
 
 def cmd_calendar_show(args, config) -> int:
@@ -555,6 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--account", default="default", help="account name (default: the /wechat one)")
     simulate.add_argument("--url", help="the server (default http://127.0.0.1:GOVCHAT_PORT)")
     simulate.add_argument("--user", default="oSimulatedCitizen001", help="the citizen's openid")
+    simulate.add_argument("--wait", type=float, default=30.0,
+                          help="seconds to wait for late replies (customer-service messages) after "
+                               "the server answered success (default 30; 0: do not wait)")
     simulate.set_defaults(func=cmd_wechat_simulate)
 
     calendar = sub.add_parser("calendar", help="working days: statutory holidays and overrides")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -20,7 +21,7 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from bot.models import Conversation, Message
+from bot.models import RECEIVED, Conversation, Message
 from casework import events
 from channels.wechat import accounts
 from channels.wechat.accounts import Account
@@ -93,6 +94,39 @@ async def claim(db: Database, limit: int = BATCH) -> list[int]:
         if result.rowcount == 1:
             claimed.append(delivery_id)
     return claimed
+
+
+@dataclass(frozen=True)
+class LateReply:
+    """A stored reply to one WeChat message and how its delivery stands."""
+    message_id: int
+    text: str
+    status: str | None          # the delivery's status; None: not queued
+    last_error: str | None      # undeliverable: the reason; pending: the last try's error
+
+    @property
+    def settled(self) -> bool:
+        return self.status in (DELIVERED, UNDELIVERABLE)
+
+
+async def replies_to(db: Database, account: str, external_id: str) -> list[LateReply] | None:
+    """The replies to the account's message `external_id` (its MsgId) with their deliveries,
+    oldest first; None while the message is not answered yet (or not stored)."""
+    inbound = aliased(Message)
+    async with db.session() as session:
+        status = await session.scalar(select(Message.status).where(
+            Message.channel == CHANNEL, Message.account == account,
+            Message.external_id == external_id))
+        if status in (None, RECEIVED):
+            return None
+        rows = await session.execute(
+            select(Message.id, Message.text, Delivery.status, Delivery.last_error)
+            .join(inbound, Message.in_reply_to_id == inbound.id)
+            .outerjoin(Delivery, Delivery.message_id == Message.id)
+            .where(inbound.channel == CHANNEL, inbound.account == account,
+                   inbound.external_id == external_id)
+            .order_by(Message.id))
+        return [LateReply(*row) for row in rows]
 
 
 class Undeliverable(Exception):
