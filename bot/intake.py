@@ -29,13 +29,15 @@ _NO_PHONE = re.compile(r"^(不留|不用|不需要|不要|没有|无|否|不了|
 _ANONYMOUS = re.compile(r"匿名")
 _UNKNOWN = re.compile(r"^(不清楚|不知道|记不清|忘了|不记得|不确定|说不清)")
 
-# A place named in a description: 区/县/街道/镇/乡/村/路/街/巷/弄/号/小区/广场/公园/市场 …
-_PLACE = re.compile(r"[\u4e00-\u9fa5A-Za-z0-9]{1,12}?"
-                    r"(区|县|街道|镇|乡|村|路|街|巷|弄|号|小区|花园|苑|广场|公园|市场|菜场|学校|医院|车站)"
-                    r"(\d+号)?")
+# A place named in a description: 南湖区人民路88号, 幸福小区 … — names of two or more characters
+# before an address word, chained; function words (的, 了, 门口 …) end a name, so that
+# "小区门口的路灯" is not taken for a place.
+_NAME = r"[^\s\d，。,.！!？?：:；;、的了在是有和门口楼我你他她它这那个]{2,8}?"
+_SUFFIX = r"(?:区|县|街道|镇|乡|村|路|街|巷|弄|小区|花园|苑|广场|公园|市场|菜场|学校|医院|车站)"
+_PLACE = re.compile(rf"(?:{_NAME}{_SUFFIX}(?:\d+号)?)+")
 _PLACE_HINT = re.compile(r"(区|县|街道|镇|乡|村|路|街|巷|弄|号|小区|花园|苑|广场|公园|市场|菜场|学校|医院|车站|门口|附近|对面|旁边|楼)")
-_TIME = re.compile(r"(\d{1,4}年)?\d{1,2}月\d{1,2}[日号]|(今|昨|前)(天|晚|早)|上周|本周|这周|上个月|最近"
-                   r"|每天|天天|每晚|一直|凌晨|\d{1,2}[点:：]")
+_TIME = re.compile(r"(\d{1,4}年)?\d{1,2}月\d{1,2}[日号]|(今|昨|前)(天|晚|早)|上周|本周|这周|上个月"
+                   r"|每天|天天|每晚|凌晨|\d{1,2}[点:：]")
 
 MIN_PLACE = 2
 MAX_FIELD = 200
