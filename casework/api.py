@@ -145,11 +145,19 @@ async def last_case_at(session: AsyncSession, conversation_id: int) -> datetime 
         Case.conversation_id == conversation_id))
 
 
-async def find_case(session: AsyncSession, number: str) -> Case:
+async def find_case(session: AsyncSession, number: str,
+                    conversation_id: int | None = None) -> Case:
+    """The case with this number; with `conversation_id`, only if that conversation submitted
+    it — a citizen sees their own cases, anyone else is told there is no such case."""
     case = await session.scalar(select(Case).where(Case.number == number.strip().upper()))
-    if case is None:
+    if case is None or (conversation_id is not None and case.conversation_id != conversation_id):
         raise CaseNotFound(number)
     return case
+
+
+async def unit_name(session: AsyncSession, unit_id: str | None) -> str | None:
+    unit = await session.get(Unit, unit_id) if unit_id else None
+    return unit.name if unit else None
 
 
 async def count_units(session: AsyncSession) -> int:

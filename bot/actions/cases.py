@@ -316,6 +316,8 @@ class ActionSubmitCase(ServiceAction):
 
 
 class ActionQueryCase(ServiceAction):
+    """Progress of the citizen's own case: status, unit, expected reply date, the reply."""
+
     def name(self) -> str:
         return "action_query_case"
 
@@ -326,15 +328,22 @@ class ActionQueryCase(ServiceAction):
             return []
         async with self.services.db.session() as session:
             try:
-                case = await casework.find_case(session, number)
+                case = await casework.find_case(session, number, conversation_id(tracker))
             except casework.CaseNotFound:
                 utter(dispatcher, "info",
-                      f"没有找到编号为 {number.upper()} 的办件，请核对编号（格式如 ZJ20261126-0007）。")
+                      f"没有找到您提交的编号为 {number.upper()} 的办件，请核对编号（格式如 ZJ20261126-0007）。"
+                      "办件只能由提交人在原渠道查询。")
                 return [SlotSet("case_number", None)]
-        submitted = case.created_at.astimezone(CHINA)
-        status = casework.STATUS_NAMES.get(case.status, case.status)
-        utter(dispatcher, "info",
-              f"办件 {case.number}（{casework.CASE_TYPE_NAMES[case.case_type]}）\n"
-              f"受理时间：{submitted:%Y-%m-%d %H:%M}\n当前状态：{status}",
-              case_no=case.number)
+            unit = await casework.unit_name(session, case.unit_id)
+        lines = [f"办件 {case.number}（{casework.CASE_TYPE_NAMES[case.case_type]}）",
+                 f"受理时间：{case.created_at.astimezone(CHINA):%Y-%m-%d %H:%M}",
+                 f"当前状态：{casework.STATUS_NAMES.get(case.status, case.status)}"]
+        if unit:
+            lines.append(f"承办单位：{unit}")
+        if case.deadline:
+            lines.append(f"预计答复：{case.deadline:%Y-%m-%d}前")
+        reply = getattr(case, "reply_text", None)
+        if reply:
+            lines.append(f"答复意见：{reply}")
+        utter(dispatcher, "info", "\n".join(lines), case_no=case.number)
         return [SlotSet("case_number", None)]
