@@ -82,3 +82,17 @@ async def media_since(session: AsyncSession, conversation_id: int, since: dateti
         Message.conversation_id == conversation_id, Message.direction == "in",
         Message.created_at >= since).order_by(Message.id))
     return [m for m in rows if (m.meta or {}).get("media")]
+
+
+async def updates_for(session: AsyncSession, channel: str, account: str, sender: str, after: int,
+                      limit: int) -> list[Message]:
+    """Messages the citizen did not just ask for (not replies to their own), id > `after`,
+    oldest first; none for a sender without a conversation."""
+    return list(await session.scalars(
+        select(Message)
+        .join(Conversation, Message.conversation_id == Conversation.id)
+        .where(Conversation.channel == channel, Conversation.account == account,
+               Conversation.sender == sender, Message.direction == "out",
+               Message.in_reply_to_id.is_(None), Message.id > after)
+        .order_by(Message.id)
+        .limit(limit)))

@@ -211,3 +211,86 @@ async def test_a_malformed_vote_is_refused_in_chinese(client, body):
 async def test_a_vote_that_is_not_json_is_refused(client):
     resp = await client.post("/api/chat/feedback", data="{oops", headers={"Content-Type": "application/json"})
     assert resp.status == 400 and "格式" in (await resp.json())["error"]
+
+
+# Later messages: what the page polls for (GET /api/chat/updates).
+
+async def updates(client, expect: int = 200, **query) -> dict:
+    resp = await client.get("/api/chat/updates", params=query)
+    data = await resp.json()
+    assert resp.status == expect, data
+    return data
+
+
+async def conversation_of(db, sender: str, channel: str = "webchat") -> int:
+    async with db.session() as session:
+        return await session.scalar(select(Conversation.id).where(
+            Conversation.channel == channel, Conversation.sender == sender))
+
+
+async def test_updates_are_this_senders_later_messages_oldest_first(answering, db):
+    from bot.outbox import Outbox
+    from server.outbox import build_outbox
+
+    reply = (await post(answering, 200, sender="web-u1", text="社保卡丢了"))["replies"][0]
+    await post(answering, 200, sender="web-u2", text="社保卡丢了")
+    mine, theirs = await conversation_of(db, "web-u1"), await conversation_of(db, "web-u2")
+    outbox = build_outbox(db)
+    unit = await outbox.send(mine, "您反映的问题已处理完毕。", source="unit", kind="case",
+                             meta={"case_no": "ZJ20261127-0001"})
+    other = await outbox.send(theirs, "别人的通知", source="system")
+    status = await outbox.send(mine, "您的办件已办结。", source="system", kind="info")
+    # The same sender name on WeChat is another citizen's conversation.
+    wechat = await bot_api.open_conversation(db, "wechat", "", "web-u1")
+    await Outbox(db, {}).send(wechat.id, "公众号消息", source="staff")
+
+    resp = await answering.get("/api/chat/updates", params={"sender": "web-u1"})
+    assert resp.headers["Cache-Control"] == "no-store"
+    data = await resp.json()
+    assert [m.pop("at")[-6:] for m in data["messages"]] == ["+08:00", "+08:00"]
+    assert data == {"messages": [
+        {"id": unit, "text": "您反映的问题已处理完毕。", "kind": "case", "source": "unit",
+         "case_no": "ZJ20261127-0001"},
+        {"id": status, "text": "您的办件已办结。", "kind": "info", "source": "system"}],
+        "last_id": status}
+    assert reply["id"] < unit      # the reply to the citizen's own question is not an update
+
+    later = await updates(answering, sender="web-u1", after=str(unit))
+    assert [m["id"] for m in later["messages"]] == [status] and later["last_id"] == status
+    assert await updates(answering, sender="web-u1", after=str(status)) == {
+        "messages": [], "last_id": status}
+    assert [m["id"] for m in (await updates(answering, sender="web-u2"))["messages"]] == [other]
+
+
+async def test_updates_come_fifty_at_a_time(client, db):
+    from server.outbox import build_outbox
+
+    conv = await bot_api.open_conversation(db, "webchat", "", "web-u3")
+    outbox = build_outbox(db)
+    ids = [await outbox.send(conv.id, f"通知{i}", source="system") for i in range(53)]
+    first = await updates(client, sender="web-u3")
+    assert [m["id"] for m in first["messages"]] == ids[:50] and first["last_id"] == ids[49]
+    rest = await updates(client, sender="web-u3", after=str(first["last_id"]))
+    assert [m["text"] for m in rest["messages"]] == ["通知50", "通知51", "通知52"]
+
+
+async def test_an_unknown_sender_gets_an_empty_list_and_nothing_is_created(client, db):
+    assert await updates(client, sender="web-nobody", after="7") == {"messages": [], "last_id": 7}
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Conversation)) == 0
+
+
+@pytest.mark.parametrize("query, words", [
+    ({}, "会话标识"),
+    ({"sender": ""}, "会话标识"),
+    ({"sender": "a b<script>"}, "会话标识"),
+    ({"sender": "x" * 65}, "会话标识"),
+    ({"sender": "web-u4", "after": ""}, "请求格式不正确"),
+    ({"sender": "web-u4", "after": "-1"}, "请求格式不正确"),
+    ({"sender": "web-u4", "after": "1.5"}, "请求格式不正确"),
+    ({"sender": "web-u4", "after": "abc"}, "请求格式不正确"),
+    ({"sender": "web-u4", "after": "+3"}, "请求格式不正确"),
+    ({"sender": "web-u4", "after": "99999999999"}, "请求格式不正确"),
+])
+async def test_malformed_update_queries_are_refused_in_chinese(client, query, words):
+    assert words in (await updates(client, 400, **query))["error"]
