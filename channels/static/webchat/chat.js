@@ -26,6 +26,11 @@
   var NOT_RETRYABLE = { 400: true, 413: true };
   var FEEDBACK_THANKS = '感谢您的反馈';
   var FEEDBACK_FAILED = '评价提交失败，请稍后再试';
+  // Messages that arrive later (a unit's reply, a status change, a staff answer): polled.
+  var POLL_MS = 5000;
+  var POLL_BACKOFF_MS = [5000, 10000, 30000];   // after 1, 2, 3+ failed polls in a row
+  var POLL_TIMEOUT_MS = 15000;
+  var SOURCE_LABELS = { unit: '单位答复', staff: '人工客服', system: '系统通知' };
 
   var $ = function (id) { return document.getElementById(id); };
   var log = $('chat-log');
@@ -282,6 +287,36 @@
     return append(bubble);
   }
 
+  // "2026-11-27T09:30:00+08:00" (China time, as the server sends it) -> "11-27 09:30".
+  function shortTime(at) {
+    var m = /^\d{4}-(\d{2}-\d{2})T(\d{2}:\d{2})/.exec(typeof at === 'string' ? at : '');
+    return m ? m[1] + ' ' + m[2] : '';
+  }
+
+  function renderUpdate(msg) {
+    var kind = typeof msg.kind === 'string' && msg.kind ? msg.kind : 'info';
+    var bubble = makeBubble('bot', kind);
+    bubble.classList.add('msg-update');
+    var source = SOURCE_LABELS.hasOwnProperty(msg.source) ? msg.source : 'system';
+    bubble.setAttribute('data-source', source);
+    var head = el('p', 'msg-label');
+    head.appendChild(el('span', 'msg-label-text', SOURCE_LABELS[source]));
+    var when = shortTime(msg.at);
+    if (when) {
+      var time = el('time', 'msg-time', when);
+      time.setAttribute('datetime', msg.at);
+      head.appendChild(time);
+    }
+    bubble.appendChild(head);
+    if (typeof msg.text === 'string' && msg.text) {
+      bubble.appendChild(el('p', 'msg-text', msg.text));
+    }
+    if (typeof msg.case_no === 'string' && msg.case_no) {
+      bubble.appendChild(renderCaseNo(msg.case_no));
+    }
+    return append(bubble);
+  }
+
   function renderWelcome() {
     var bubble = makeBubble('bot', 'info');
     bubble.appendChild(el('p', 'msg-text', WELCOME_TEXT));
@@ -432,6 +467,101 @@
     });
   }
 
+  /* ---------- messages that arrive later ---------- */
+
+  // The cursor is only ever the server's last_id from /api/chat/updates: ids of the replies to
+  // the citizen's own questions are not used, since an update stored while such a question was
+  // being answered has a smaller id than the answer and would be skipped.
+  var LAST_SEEN_KEY = 'govchat.lastUpdate.' + sender;
+  var lastSeen = (function () {
+    var v = storeGet(LAST_SEEN_KEY);
+    return v && /^\d{1,10}$/.test(v) ? parseInt(v, 10) : 0;
+  }());
+  var pollTimer = null;
+  var polling = false;
+  var pollFailures = 0;
+
+  function rememberSeen(id) {
+    if (id <= lastSeen) return;
+    lastSeen = id;
+    // Another tab of the same citizen may be further along; keep the higher mark.
+    var stored = parseInt(storeGet(LAST_SEEN_KEY) || '0', 10) || 0;
+    if (id > stored) storeSet(LAST_SEEN_KEY, String(id));
+  }
+
+  function fetchUpdates() {
+    var controller = window.AbortController ? new AbortController() : null;
+    var timer = controller && window.setTimeout(function () { controller.abort(); }, POLL_TIMEOUT_MS);
+    var url = '/api/chat/updates?sender=' + encodeURIComponent(sender) + '&after=' + lastSeen;
+    return fetch(url, {
+      cache: 'no-store',
+      headers: { Accept: 'application/json' },
+      signal: controller ? controller.signal : undefined
+    }).then(function (res) {
+      if (!res.ok) throw new Error('updates ' + res.status);
+      return res.json();
+    }).finally(function () {
+      if (timer) window.clearTimeout(timer);
+    });
+  }
+
+  function showUpdates(body) {
+    var messages = body && Array.isArray(body.messages) ? body.messages : [];
+    var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+    var first = null;
+    var labels = [];
+    messages.forEach(function (m) {
+      if (!m || typeof m !== 'object' || typeof m.id !== 'number' || m.id <= lastSeen) return;
+      var node = renderUpdate(m);
+      if (!first) first = node;
+      labels.push(SOURCE_LABELS[node.getAttribute('data-source')]);
+      rememberSeen(m.id);
+    });
+    if (body && typeof body.last_id === 'number') rememberSeen(body.last_id);
+    if (!first) return;
+    // Someone scrolled up to read earlier messages keeps their place.
+    if (atEnd) scrollToNewest(first);
+    // The log reads the bubbles themselves; this says where they came from.
+    announce(labels.length === 1
+      ? '收到新消息：' + labels[0]
+      : '收到' + labels.length + '条新消息');
+  }
+
+  function schedulePoll(delay) {
+    if (pollTimer) window.clearTimeout(pollTimer);
+    pollTimer = null;
+    if (document.hidden) return;       // resumed by visibilitychange
+    pollTimer = window.setTimeout(poll, delay);
+  }
+
+  function poll() {
+    if (pollTimer) window.clearTimeout(pollTimer);
+    pollTimer = null;
+    if (polling || document.hidden) return;
+    polling = true;
+    fetchUpdates().then(function (body) {
+      pollFailures = 0;
+      showUpdates(body);
+    }, function () {
+      // Quietly: a missed poll is not the citizen's problem; the next one catches up.
+      pollFailures += 1;
+    }).finally(function () {
+      polling = false;
+      schedulePoll(pollFailures
+        ? POLL_BACKOFF_MS[Math.min(pollFailures, POLL_BACKOFF_MS.length) - 1]
+        : POLL_MS);
+    });
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (document.hidden) {
+      if (pollTimer) window.clearTimeout(pollTimer);
+      pollTimer = null;
+    } else {
+      poll();
+    }
+  });
+
   /* ---------- wiring ---------- */
 
   form.addEventListener('submit', function (e) {
@@ -454,4 +584,5 @@
 
   renderWelcome();
   updateSendState();
+  poll();        // what arrived since the last visit, then every POLL_MS
 })();
