@@ -17,7 +17,10 @@ from server.db import CHINA, Database
 
 DEMO = Path(__file__).resolve().parent / "demo"
 CASE_TYPE_NAMES = {COMPLAINT: "投诉", REPORT: "举报"}
-STATUS_NAMES = {"submitted": "已受理，等待派单"}
+# Every case status (casework/models.py) with the name citizens and staff see.
+STATUS_NAMES = {"submitted": "已受理，等待派单", "dispatched": "已派单", "in_progress": "办理中",
+                "returned": "已退回，等待重新派单", "replied": "已答复", "rated": "已评价",
+                "closed": "已办结", "reopened": "重新办理"}
 
 
 class CaseNotFound(LookupError):

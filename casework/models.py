@@ -31,10 +31,18 @@ class Category(Base):
     level: Mapped[int] = mapped_column(Integer)
 
 
-# Case types and the start of the 12345 lifecycle; the casework issue adds the rest.
+# Case types and the statuses of the 12345 lifecycle (casework/lifecycle.py; their Chinese names
+# in casework.api.STATUS_NAMES).
 COMPLAINT = "complaint"
 REPORT = "report"
-SUBMITTED = "submitted"
+SUBMITTED = "submitted"      # 受理: waiting for the dispatcher
+DISPATCHED = "dispatched"      # 派单: sent to a unit, which must accept or return it
+RETURNED = "returned"          # 退回: misrouted, back with the dispatcher
+IN_PROGRESS = "in_progress"    # 签收/办理: accepted by the unit
+REPLIED = "replied"            # 答复: the reply reached the citizen, who is asked to rate it
+RATED = "rated"                # 评价: rated satisfied (basically satisfied or better)
+REOPENED = "reopened"          # 重新办理: rated dissatisfied, the unit works it again
+CLOSED = "closed"              # 办结
 
 
 class Case(Base):
@@ -62,6 +70,15 @@ class Case(Base):
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # 举报 without identity
     route_confidence: Mapped[float | None] = mapped_column(Float)
     deadline: Mapped[date | None] = mapped_column(Date)               # reply due (China date, working days)
+    # The lifecycle (casework/lifecycle.py): when each step happened, the reply and its rating.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())   # latest dispatch
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())      # latest reply
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(Integer)                     # 1–5, the latest
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())     # case_due_soon for this deadline
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())    # overdue, flagged for the dispatcher
 
 
 class CaseAttachment(Base):
@@ -130,3 +147,30 @@ class Event(Base):
     channel: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ExtensionRequest(Base):
+    """A unit asking for more working days; a dispatcher approves or refuses it."""
+
+    __tablename__ = "extension_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    days: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, approved, refused
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class JobLease(Base):
+    """Which server instance runs a background job now: claimed with a conditional UPDATE."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(48), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), default="")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

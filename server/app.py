@@ -11,6 +11,7 @@ from bot.actions import Services, make_executor
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.routes import setup_routes as bot_routes
+from casework.jobs import job_context as case_jobs
 from channels.webchat import setup_routes as webchat_routes
 from channels.wechat.delivery import worker_context as wechat_delivery
 from channels.wechat.routes import setup_routes as wechat_routes
@@ -73,7 +74,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024)
     app[CONFIG] = config
     # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
-    app.cleanup_ctx.extend([_database, _knowledge_base, _bot, wechat_delivery])
+    app.cleanup_ctx.extend([_database, _knowledge_base, _bot, wechat_delivery, case_jobs])
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)
     server_routes(app)

@@ -8,7 +8,8 @@ from rasa_sdk.events import SlotSet
 
 from bot import api
 from bot.actions import ServiceAction, conversation_id, utter
-from casework import events
+from casework import events, lifecycle
+from server.db import utcnow
 
 HANDOFF_TEXT = "好的，正在为您转接人工客服，请稍候。工作人员会在这里直接回复您，期间智能助手不再自动回复。"
 
@@ -52,10 +53,33 @@ class ActionRate(ServiceAction):
         if score is None:
             utter(dispatcher, "info", "请告诉我您的评价：非常满意、满意、基本满意、不满意、非常不满意，或直接打1到5分。")
             return [SlotSet("rating", None)]
+        conv = conversation_id(tracker)
+        case = await self._rate_case(conv, score)
+        if case is not None:
+            if case.status == lifecycle.REOPENED:
+                thanks = (f"很抱歉没能让您满意。您的办件 {case.number} 已重新交由承办单位办理，"
+                          f"我们会跟进落实，并在 {case.deadline:%Y-%m-%d} 前再次答复您。")
+            else:
+                thanks = f"感谢您对办件 {case.number} 的评价，我们会继续努力！"
+            utter(dispatcher, "info", thanks, case_no=case.number)
+            return [SlotSet("rating", None)]
         async with self.services.db.session() as session, session.begin():
-            events.record(session, events.RATING_GIVEN, conversation_id=conversation_id(tracker),
-                          score=score)
+            events.record(session, events.RATING_GIVEN, conversation_id=conv, score=score)
         thanks = "感谢您的评价，我们会继续努力！" if score >= 3 else \
             "很抱歉没能让您满意。您可以输入“转人工”，工作人员会为您进一步处理。"
         utter(dispatcher, "info", thanks)
         return [SlotSet("rating", None)]
+
+    async def _rate_case(self, conv: int | None, score: int):
+        """A rating given after a case reply belongs to that case (the latest replied one)."""
+        if conv is None:
+            return None
+        async with self.services.db.session() as session:
+            case = await lifecycle.awaiting_rating(session, conv)
+        if case is None:
+            return None
+        try:
+            return await lifecycle.rate(self.services.db, case.number, score,
+                                        actor=f"citizen:{conv}", now=utcnow())
+        except lifecycle.TransitionRefused:   # rated a moment ago (the same answer twice)
+            return None

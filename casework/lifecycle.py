@@ -1,0 +1,294 @@
+"""The 12345 closed loop: one function per transition of a case.
+
+submitted → dispatched → in_progress (accepted) or returned (misrouted, within 2 working days)
+→ [extension requested → approved or refused] → replied → rated (satisfied) or reopened
+(dissatisfied: the same unit works it again) → closed; a reply left unrated is closed by the
+job in casework/jobs.py.
+
+Each transition runs in one transaction: it reads the case (locked on PostgreSQL), refuses with
+`TransitionRefused` when the case's status or unit does not allow it, changes the case and
+records one event naming who (`actor`), when (`now`) and why. What the citizen must hear goes
+through the outbox after the commit (house convention 3). A unit handler's `unit_id` is checked
+against the case; whether the user may act at all is the consoles' business.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.outbox import Outbox
+from casework import events
+from casework.calendar import china_date, deadline_for, load_calendar
+from casework.models import (CLOSED, DISPATCHED, IN_PROGRESS, RATED, REOPENED, REPLIED, RETURNED,
+                             SUBMITTED, Case, Event, ExtensionRequest, Unit)
+from server.db import Database
+
+# Event names of the lifecycle (reports query by these; rating_given is events.RATING_GIVEN).
+CASE_DISPATCHED = "case_dispatched"
+CASE_ACCEPTED = "case_accepted"
+CASE_RETURNED = "case_returned"
+EXTENSION_REQUESTED = "case_extension_requested"
+EXTENSION_APPROVED = "case_extension_approved"
+EXTENSION_REFUSED = "case_extension_refused"
+CASE_REPLIED = "case_replied"
+CASE_REOPENED = "case_reopened"
+CASE_CLOSED = "case_closed"
+
+RETURN_WINDOW = 2                    # working days after dispatch a unit may return a case
+WORKING = (IN_PROGRESS, REOPENED)    # the unit is working the case: it may extend or reply
+DISSATISFIED = 2                     # ratings at or below this reopen the case
+RATING_QUESTION = "请对本次办理结果评价：非常满意、满意、基本满意、不满意、非常不满意"
+PENDING, APPROVED, REFUSED = "pending", "approved", "refused"
+
+
+class TransitionRefused(Exception):
+    """The case cannot make this step now; `reason` says why in plain words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _case(session: AsyncSession, number: str) -> Case:
+    case = await session.scalar(select(Case).where(Case.number == number.strip().upper())
+                                .with_for_update())
+    if case is None:
+        raise TransitionRefused(f"there is no case {number}")
+    return case
+
+
+def _require(case: Case, allowed: tuple[str, ...], doing: str) -> None:
+    if case.status not in allowed:
+        raise TransitionRefused(f"case {case.number} is {case.status}: it can be {doing} only "
+                                f"when it is {' or '.join(allowed)}")
+
+
+def _own(case: Case, unit_id: str | None) -> None:
+    if not unit_id or case.unit_id != unit_id:
+        raise TransitionRefused(f"case {case.number} is with unit {case.unit_id or 'none'}, "
+                                f"not {unit_id or 'none'}: only that unit can act on it")
+
+
+def _reason(reason: str | None, doing: str) -> str:
+    if not reason or not reason.strip():
+        raise TransitionRefused(f"{doing} needs a reason")
+    return reason.strip()
+
+
+def _record(session: AsyncSession, name: str, case: Case, actor: str, now: datetime, **detail):
+    events.record(session, name, at=now, case_id=case.id, conversation_id=case.conversation_id,
+                  actor=actor, **detail)
+
+
+def _new_deadline(case: Case, deadline: date | None) -> None:
+    """A new deadline gets its own reminder and, when missed, its own escalation."""
+    case.deadline, case.reminded_at, case.escalated_at = deadline, None, None
+
+
+async def tell(db: Database, outbox: Outbox | None, case: Case, *texts: str) -> None:
+    """Store and send what the citizen must hear, after the transition committed."""
+    if case.conversation_id is None:
+        return
+    if outbox is None:
+        from server.outbox import build_outbox   # server/ wires the channels; imported late
+        outbox = build_outbox(db)
+    for text in texts:
+        await outbox.send(case.conversation_id, text, source="unit", kind="case",
+                          source_ref=f"case:{case.number}")
+
+
+def closed_text(case: Case) -> str:
+    return f"您的办件 {case.number} 已办结，感谢您的支持。"
+
+
+async def dispatcher_unit(session: AsyncSession) -> Unit:
+    unit = await session.scalar(select(Unit).where(Unit.is_dispatcher.is_(True)).order_by(Unit.id))
+    if unit is None:
+        raise TransitionRefused("no dispatcher unit (分派中心) is set up: import the units first")
+    return unit
+
+
+async def dispatch(db: Database, number: str, unit_id: str, *, actor: str, now: datetime,
+                   reason: str | None = None,
+                   deadline_days: Mapping[str, int] | None = None) -> Case:
+    """Send a submitted case to a unit, or reassign a returned one to another unit (with a
+    reason). The deadline counts from submission (calendar.deadline_for) unless already set."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _require(case, (SUBMITTED, RETURNED), "dispatched")
+        unit = await session.get(Unit, unit_id)
+        if unit is None:
+            raise TransitionRefused(f"there is no unit {unit_id}")
+        if case.status == RETURNED:
+            reason = _reason(reason, "reassigning a returned case")
+            returned_by = await session.scalar(
+                select(Event.detail).where(Event.case_id == case.id, Event.name == CASE_RETURNED)
+                .order_by(Event.at.desc(), Event.id.desc()).limit(1))
+            if returned_by and returned_by.get("unit_id") == unit_id:
+                raise TransitionRefused(f"unit {unit_id} returned case {case.number} as not "
+                                        "theirs: reassign it to another unit")
+        if case.deadline is None:
+            calendar = await load_calendar(session)
+            case.deadline = deadline_for(case.case_type, case.created_at, calendar, deadline_days)
+        previous = case.unit_id
+        case.status, case.unit_id, case.dispatched_at = DISPATCHED, unit_id, now
+        _record(session, CASE_DISPATCHED, case, actor, now, unit_id=unit_id, previous_unit=previous,
+                deadline=case.deadline.isoformat(), reason=reason)
+    return case
+
+
+async def accept(db: Database, number: str, *, unit_id: str, actor: str, now: datetime) -> Case:
+    """签收: the unit takes the case on; it is in progress from now."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _own(case, unit_id)
+        _require(case, (DISPATCHED,), "accepted")
+        case.status, case.accepted_at = IN_PROGRESS, now
+        _record(session, CASE_ACCEPTED, case, actor, now, unit_id=unit_id)
+    return case
+
+
+async def return_misrouted(db: Database, number: str, *, unit_id: str, reason: str, actor: str,
+                           now: datetime) -> Case:
+    """退回: not this unit's business; back to the dispatcher within 2 working days of dispatch."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _own(case, unit_id)
+        _require(case, (DISPATCHED, IN_PROGRESS), "returned")
+        reason = _reason(reason, "returning a case")
+        calendar = await load_calendar(session)
+        elapsed = calendar.workdays_between(case.dispatched_at, now)
+        if elapsed > RETURN_WINDOW:
+            raise TransitionRefused(
+                f"case {case.number} was dispatched {elapsed} working days ago: it can be returned "
+                f"only within {RETURN_WINDOW}; ask the dispatcher instead")
+        case.status, case.unit_id = RETURNED, (await dispatcher_unit(session)).id
+        case.accepted_at = None
+        _record(session, CASE_RETURNED, case, actor, now, unit_id=unit_id, reason=reason,
+                workdays_after_dispatch=elapsed)
+    return case
+
+
+async def request_extension(db: Database, number: str, *, unit_id: str, days: int, reason: str,
+                            actor: str, now: datetime) -> ExtensionRequest:
+    """The unit asks for `days` more working days; a dispatcher decides."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _own(case, unit_id)
+        _require(case, WORKING, "given more time")
+        reason = _reason(reason, "an extension request")
+        if days < 1:
+            raise TransitionRefused(f"an extension is at least 1 working day, not {days}")
+        if await _pending(session, case) is not None:
+            raise TransitionRefused(f"case {case.number} already has an extension request waiting "
+                                    "for the dispatcher")
+        request = ExtensionRequest(case_id=case.id, days=days, reason=reason, requested_by=actor,
+                                   requested_at=now, status=PENDING)
+        session.add(request)
+        _record(session, EXTENSION_REQUESTED, case, actor, now, unit_id=unit_id, days=days,
+                reason=reason)
+    return request
+
+
+async def _pending(session: AsyncSession, case: Case) -> ExtensionRequest | None:
+    return await session.scalar(select(ExtensionRequest).where(
+        ExtensionRequest.case_id == case.id, ExtensionRequest.status == PENDING).with_for_update())
+
+
+async def _decide(session: AsyncSession, number: str, decision: str, actor: str, now: datetime,
+                  reason: str | None) -> tuple[Case, ExtensionRequest]:
+    case = await _case(session, number)
+    _require(case, WORKING, "given more time")
+    request = await _pending(session, case)
+    if request is None:
+        raise TransitionRefused(f"case {case.number} has no extension request waiting")
+    request.status, request.decided_by, request.decided_at = decision, actor, now
+    request.decision_reason = reason
+    return case, request
+
+
+async def approve_extension(db: Database, number: str, *, actor: str, now: datetime,
+                            reason: str | None = None, outbox: Outbox | None = None) -> Case:
+    """The deadline moves by the requested number of working days; the citizen is told."""
+    async with db.session() as session, session.begin():
+        case, request = await _decide(session, number, APPROVED, actor, now, reason)
+        calendar = await load_calendar(session)
+        before = case.deadline
+        _new_deadline(case, calendar.add_workdays(before, request.days))
+        _record(session, EXTENSION_APPROVED, case, actor, now, days=request.days,
+                deadline_before=before.isoformat(), deadline=case.deadline.isoformat(),
+                reason=reason or request.reason)
+    await tell(db, outbox, case, f"您的办件 {case.number} 经批准延期办理，预计答复日期调整为 "
+                                  f"{case.deadline:%Y-%m-%d}。")
+    return case
+
+
+async def refuse_extension(db: Database, number: str, *, actor: str, now: datetime,
+                           reason: str) -> Case:
+    async with db.session() as session, session.begin():
+        reason = _reason(reason, "refusing an extension")
+        case, request = await _decide(session, number, REFUSED, actor, now, reason)
+        _record(session, EXTENSION_REFUSED, case, actor, now, days=request.days, reason=reason)
+    return case
+
+
+async def reply(db: Database, number: str, *, unit_id: str, text: str, actor: str, now: datetime,
+                outbox: Outbox | None = None) -> Case:
+    """答复: the unit's reply is stored on the case and sent to the citizen, who is then asked
+    to rate it."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _own(case, unit_id)
+        _require(case, WORKING, "replied to")
+        text = _reason(text, "a reply")        # an empty reply is refused like a missing reason
+        case.status, case.reply_text, case.replied_at, case.rating = REPLIED, text, now, None
+        _record(session, CASE_REPLIED, case, actor, now, unit_id=unit_id,
+                on_time=case.deadline is None or china_date(now) <= case.deadline)
+        unit = await session.get(Unit, unit_id)
+    await tell(db, outbox, case, f"您的办件 {case.number} 已由{unit.name if unit else unit_id}答复：\n{text}",
+                RATING_QUESTION)
+    return case
+
+
+async def awaiting_rating(session: AsyncSession, conversation_id: int) -> Case | None:
+    """The latest replied, unrated case of this conversation: where a rating now belongs."""
+    return await session.scalar(select(Case).where(
+        Case.conversation_id == conversation_id, Case.status == REPLIED)
+        .order_by(Case.replied_at.desc(), Case.id.desc()).limit(1))
+
+
+async def rate(db: Database, number: str, score: int, *, actor: str, now: datetime,
+               deadline_days: Mapping[str, int] | None = None) -> Case:
+    """评价 1–5. Dissatisfied (1–2) reopens the case with the same unit and a new deadline."""
+    if score not in range(1, 6):
+        raise TransitionRefused(f"a rating is 1 to 5, not {score}")
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _require(case, (REPLIED,), "rated")
+        case.rating = score
+        events.record(session, events.RATING_GIVEN, at=now, case_id=case.id,
+                      conversation_id=case.conversation_id, actor=actor, score=score)
+        if score > DISSATISFIED:
+            case.status = RATED
+        else:
+            calendar = await load_calendar(session)
+            case.status = REOPENED
+            _new_deadline(case, deadline_for(case.case_type, now, calendar, deadline_days))
+            _record(session, CASE_REOPENED, case, actor, now, unit_id=case.unit_id, score=score,
+                    deadline=case.deadline.isoformat(), reason="dissatisfied")
+    return case
+
+
+async def close(db: Database, number: str, *, actor: str, now: datetime,
+                reason: str | None = None, outbox: Outbox | None = None) -> Case:
+    """办结: after the reply, rated or not (the job closes unrated ones with reason "auto")."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _require(case, (REPLIED, RATED), "closed")
+        case.status, case.closed_at = CLOSED, now
+        _record(session, CASE_CLOSED, case, actor, now, reason=reason, rating=case.rating)
+    await tell(db, outbox, case, closed_text(case))
+    return case
