@@ -13,5 +13,5 @@ async def _wechat(db: Database, conv: Conversation, message_ids: list[int]) -> N
 
 
 def build_outbox(db: Database) -> Outbox:
-    """The web chat needs no queue: its page reads the conversation (GET /api/chat/history)."""
+    """The web chat needs no queue: its page reads the conversation (GET /api/chat/updates)."""
     return Outbox(db, {wechat_delivery.CHANNEL: _wechat})

@@ -17,9 +17,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.models import Message
-from casework.models import Case, Event
+from casework.models import Case, CaseAttachment, Event
 from knowledge_base.api import DEMO_QA, read_table
 from server.db import Database
+from tests.channels import fake_wechat_api
+from tests.channels.test_wechat import WeChat, text_msg
 from tests.conftest import reset_schema
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS, Chat, pid_alive, start_service, stop_service, wait_healthy
 
@@ -27,10 +29,24 @@ pytestmark = pytest.mark.e2e
 CASE_NO = re.compile(r"ZJ\d{8}-\d{4}")
 
 
+# The default WeChat account, in safe mode; its API is a loopback fake that records 客服消息.
+WX_APP_ID, WX_SECRET, WX_TOKEN = "wxe2e000000000001", "e2eSecret", "e2eToken"
+WX_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
 @pytest.fixture(scope="module")
-async def service(db_url, tmp_path_factory):
+async def wechat_api():
+    async with fake_wechat_api.serve({WX_APP_ID: WX_SECRET}) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+async def service(db_url, tmp_path_factory, wechat_api):
     await reset_schema(db_url)
-    svc = start_service(db_url, tmp_path_factory.mktemp("var"))
+    svc = start_service(db_url, tmp_path_factory.mktemp("var"), extra_env={
+        "WECHAT_APP_ID": WX_APP_ID, "WECHAT_APP_SECRET": WX_SECRET, "WECHAT_TOKEN": WX_TOKEN,
+        "WECHAT_ENCODING_AES_KEY": WX_AES_KEY, "WECHAT_MODE": "safe",
+        "WECHAT_API_BASE": wechat_api[1]})
     try:
         svc.health = await wait_healthy(svc)
         yield svc
@@ -101,31 +117,122 @@ async def test_an_ambiguous_question_is_clarified_and_the_citizen_picks_by_numbe
 
 async def test_complaint_is_taken_and_can_be_followed(service, http, database):
     chat = citizen(http, service)
-    start = await chat.send("我要投诉楼下饭店油烟太大")
-    assert start["replies"][-1]["kind"] == "form"
-    assert "楼下饭店油烟太大" in start["replies"][-1]["text"]   # read back for confirmation
+    where = await chat.send("我要投诉楼下饭店油烟太大")
+    assert where["replies"][-1]["kind"] == "form" and "哪里" in where["replies"][-1]["text"]
+    when = await chat.send("南湖区人民路88号")
+    assert "什么时候" in when["replies"][-1]["text"]
+    contact = await chat.send("每天晚上六点到十点")
+    assert "手机号" in contact["replies"][-1]["text"] and "匿名" not in contact["replies"][-1]["text"]
+    summary = (await chat.send("13812345678"))["replies"][-1]["text"]
+    # Read back for confirmation, the phone masked (art. 27).
+    assert "楼下饭店油烟太大" in summary and "南湖区人民路88号" in summary
+    assert "138****5678" in summary and "13812345678" not in summary
+    # A correction: the place is asked again, then everything is read back again.
+    again = await chat.send("地址写错了")
+    assert "哪里" in again["replies"][-1]["text"]
+    summary = (await chat.send("南湖区人民路86号"))["replies"][-1]["text"]
+    assert "人民路86号" in summary and "每天晚上六点到十点" in summary
     done = await chat.send("是的")
     case_no = done["replies"][-1]["case_no"]
     assert done["replies"][-1]["kind"] == "case" and CASE_NO.fullmatch(case_no)
     async with database.session() as session:
         case = await session.scalar(select(Case).where(Case.number == case_no))
     assert case.description == "楼下饭店油烟太大" and case.case_type == "complaint"
+    assert (case.address, case.occurred, case.phone) == ("南湖区人民路86号", "每天晚上六点到十点", "13812345678")
 
     progress = await chat.send(f"帮我查一下{case_no}的进度")
     assert case_no in progress["replies"][0]["text"] and "已受理" in progress["replies"][0]["text"]
+
+    # "Tell us once": the same complaint again the same day is linked, not a second case.
+    await chat.send("我要投诉楼下饭店油烟太大")
+    for answer in ("南湖区人民路86号", "每天晚上", "不留"):
+        await chat.send(answer)
+    linked = (await chat.send("确认"))["replies"][-1]
+    assert linked["case_no"] == case_no and "不再重复登记" in linked["text"]
+
+
+async def test_a_question_mid_form_is_answered_and_the_form_goes_on(service, http, database):
+    chat = citizen(http, service)
+    await chat.send("我要举报有人在河边偷倒建筑垃圾")
+    asked = await chat.send("请问社保卡丢了怎么补办？")
+    kinds = [r["kind"] for r in asked["replies"]]
+    assert kinds[0] == "answer" and kinds[-1] == "form" and "哪里" in asked["replies"][-1]["text"]
+    await chat.send("秀洲区新城街道河边")
+    contact = await chat.send("不清楚")
+    assert "匿名" in contact["replies"][-1]["text"]          # a report may be anonymous
+    summary = (await chat.send("不用了"))["replies"][-1]["text"]   # no to the phone, not to the case
+    assert "不详" in summary and "不留电话" in summary
+    cancelled = await chat.send("算了，不举报了")
+    assert "取消" in cancelled["replies"][-1]["text"]
+    async with database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Case).where(
+            Case.description.like("%建筑垃圾%"))) == 0
 
 
 async def test_complaint_can_be_described_then_cancelled(service, http, database):
     chat = citizen(http, service)
     ask = await chat.send("我要投诉")
     assert ask["replies"][-1]["kind"] == "form" and "描述" in ask["replies"][-1]["text"]
-    confirm = await chat.send("小区门口的路灯坏了一个多月了一直没人来修")
-    assert "路灯坏了" in confirm["replies"][-1]["text"]
-    cancelled = await chat.send("不对，算了不提交了")
-    assert "没有提交" in cancelled["replies"][-1]["text"] or "取消" in cancelled["replies"][-1]["text"]
+    where = await chat.send("小区门口的路灯坏了一个多月了一直没人来修")
+    assert "哪里" in where["replies"][-1]["text"]
+    cancelled = await chat.send("取消")
+    assert "取消" in cancelled["replies"][-1]["text"]
     async with database.session() as session:
         assert await session.scalar(select(func.count()).select_from(Case).where(
             Case.description.like("%路灯坏了%"))) == 0
+
+
+async def test_a_wechat_citizen_consults_complains_with_a_photo_and_follows_the_case(
+        service, http, database, wechat_api):
+    """Signed and encrypted as WeChat does (wechatpy); a reply not ready within the passive
+    window arrives as a customer-service message on the fake API instead — either counts."""
+    api, _ = wechat_api
+    wx = WeChat(http, service.url + "/wechat", WX_TOKEN, WX_APP_ID, WX_AES_KEY)
+    openid = f"oE2E{uuid.uuid4().hex[:12]}"
+    count = 0
+
+    async def say(**fields) -> str:
+        nonlocal count
+        count += 1
+        msg = {**text_msg("", msg_id=f"{openid}-{count}", user=openid), **fields}
+        if "Content" not in fields:
+            del msg["Content"]
+        sent_before = len([m for m in api.sent if m["touser"] == openid])
+        reply = await wx.send(msg, encrypt=True)
+        if reply != "success":
+            return reply
+        for _ in range(300):        # delivered later through the 客服消息 API
+            late = [m["content"] for m in api.sent if m["touser"] == openid][sent_before:]
+            if late:
+                return "\n\n".join(late)
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no reply to {fields}")
+
+    answer = await say(MsgType="text", Content="社保卡丢了怎么补办")
+    assert "社保卡" in answer and "抱歉" not in answer
+    # A photo first, then the complaint: the photo is the case's evidence.
+    photo = await say(MsgType="image", PicUrl="http://mmbiz.qpic.cn/e2e.jpg", MediaId="MEDIA-E2E-1")
+    assert "图片" in photo
+    assert "哪里" in await say(MsgType="text", Content="我要投诉楼下饭店油烟太大")
+    # A WeChat location answers "where".
+    when = await say(MsgType="location", Location_X="30.7522", Location_Y="120.7555", Scale="15",
+                     Label="嘉禾市南湖区人民路88号")
+    assert "什么时候" in when
+    assert "手机号" in await say(MsgType="text", Content="昨晚十点以后")
+    summary = await say(MsgType="text", Content="不留")
+    assert "图片1张" in summary and "人民路88号" in summary
+    done = await say(MsgType="text", Content="是")
+    case_no = CASE_NO.search(done).group(0)
+    async with database.session() as session:
+        case = await session.scalar(select(Case).where(Case.number == case_no))
+        files = (await session.scalars(select(CaseAttachment).where(
+            CaseAttachment.case_id == case.id))).all()
+    assert case.address == "嘉禾市南湖区人民路88号" and case.latitude == pytest.approx(30.7522)
+    assert case.phone is None and case.occurred == "昨晚十点以后"
+    assert [(f.kind, f.media_id) for f in files if f.kind == "image"] == [("image", "MEDIA-E2E-1")]
+
+    progress = await say(MsgType="text", Content=f"查一下{case_no}的进度")
+    assert case_no in progress and "已受理" in progress
 
 
 async def test_handoff_silences_the_bot(service, http, database):
@@ -186,12 +293,14 @@ async def test_rasa_down_gets_an_apology_and_the_supervisor_brings_it_back(servi
 
 async def test_a_form_half_filled_survives_a_rasa_restart(service, http):
     chat = citizen(http, service)
-    start = await chat.send("我要举报有人在河边偷倒建筑垃圾")
-    assert start["replies"][-1]["kind"] == "form"
+    start = await chat.send("我要举报有人在南湖区东栅街道河边偷倒建筑垃圾")
+    assert start["replies"][-1]["kind"] == "form" and "什么时候" in start["replies"][-1]["text"]
     async with http.get(service.url + "/healthz") as resp:
         os.kill((await resp.json())["rasa_process"]["pid"], signal.SIGKILL)
     await asyncio.sleep(1)
     await wait_healthy(service)
+    await chat.send("昨天夜里")
+    await chat.send("匿名")
     done = await chat.send("确认提交")
     assert done["replies"][-1]["kind"] == "case" and "举报" in done["replies"][-1]["text"]
 

@@ -20,7 +20,7 @@ from bot.actions import ServiceAction, conversation_id, utter
 from casework import api as casework
 from casework.privacy import mask_phone
 from knowledge_base.consult import consult
-from knowledge_base.search import ANSWER
+from knowledge_base.search import ANSWER, CLARIFY
 from server.db import CHINA, utcnow
 
 MIN_DESCRIPTION = 5
@@ -106,6 +106,10 @@ class ValidateCaseForm(FormValidationAction):
             qa = decision.best.qa
             utter(dispatcher, "answer", qa.answer, qa_id=qa.entry_id,
                   source_ref=f"qa:{qa.entry_id}@{qa.version}")
+        elif decision.kind == CLARIFY:
+            # No numbered choice here: "2" would be read as the answer to the form's question.
+            titles = "".join(f"「{h.qa.question}」" for h in decision.hits[:3])
+            utter(dispatcher, "info", f"您可能想问：{titles}。登记完成后再问我一次，我为您详细解答。")
         else:
             utter(dispatcher, "info", "这个问题我暂时答不上来，登记完成后可以再问我，或输入“转人工”。")
         utter(dispatcher, "form", "我们继续刚才的登记。")
