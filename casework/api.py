@@ -1,7 +1,6 @@
 """What the rest of govchat may ask of casework: directory, cases, events."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
@@ -12,7 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casework import events
-from casework.models import COMPLAINT, REPORT, Case, CaseAttachment, Category, Unit
+# The directory's files, CSV or XLSX, checked whole before anything is stored.
+from casework.directory import DirectoryRejected, import_categories, import_units  # noqa: F401
+from casework.models import COMPLAINT, REPORT, Case, CaseAttachment, Unit
 from server.db import CHINA, Database
 
 DEMO = Path(__file__).resolve().parent / "demo"
@@ -165,49 +166,3 @@ async def unit_name(session: AsyncSession, unit_id: str | None) -> str | None:
 
 async def count_units(session: AsyncSession) -> int:
     return await session.scalar(select(func.count()).select_from(Unit)) or 0
-
-
-def _split(value: str) -> list[str]:
-    return [v.strip() for v in (value or "").split("|") if v.strip()]
-
-
-async def import_units(session: AsyncSession, path: Path) -> int:
-    """Load units (`unit_id, unit_name, parent, categories, regions`), parents before children."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
-    pending = {r["unit_id"].strip(): r for r in rows}
-    known = set(await session.scalars(select(Unit.id)))
-    while pending:
-        ready = [uid for uid, r in pending.items() if not r["parent"].strip() or r["parent"].strip() in known]
-        if not ready:
-            raise ValueError(f"units with unknown or circular parents: {', '.join(sorted(pending))}")
-        for uid in ready:
-            r = pending.pop(uid)
-            await session.merge(Unit(
-                id=uid, name=r["unit_name"].strip(), parent_id=r["parent"].strip() or None,
-                categories=_split(r["categories"]), regions=_split(r["regions"]),
-                is_dispatcher=uid == "DISPATCH",
-            ))
-            known.add(uid)
-        await session.flush()
-    return len(rows)
-
-
-async def import_categories(session: AsyncSession, path: Path) -> int:
-    """Load a 一级/二级/三级分类 tree; rows may repeat upper levels."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))[1:]
-    ids: dict[tuple[str, ...], int] = {}
-    for row in rows:
-        path_so_far: tuple[str, ...] = ()
-        for level, name in enumerate((c.strip() for c in row), start=1):
-            if not name:
-                break
-            key = path_so_far + (name,)
-            if key not in ids:
-                cat = Category(name=name, parent_id=ids.get(path_so_far), level=level)
-                session.add(cat)
-                await session.flush()
-                ids[key] = cat.id
-            path_so_far = key
-    return len(ids)

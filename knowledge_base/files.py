@@ -13,9 +13,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import Iterator
 
 from server.db import CHINA
+from server.tables import TableError, kind_of, read_records
 
 COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
 OPTIONAL_COLUMNS = ("tags", "valid_from", "valid_to", "notice_until")
@@ -49,15 +49,10 @@ class Row:
 
 def read_table(path: Path | str) -> list[Row]:
     """Read and check a Q&A file (.csv or .xlsx); any problem rejects the whole file."""
-    path = Path(path)
-    kind = _kind(path)
     try:
-        records = list(_csv_records(path) if kind == ".csv" else _xlsx_records(path))
-    except FileNotFoundError:
-        raise ImportRejected([f"{path}: no such file"]) from None
-    except UnicodeDecodeError:
-        raise ImportRejected([f"{path.name}: not UTF-8 text; in Excel save it as "
-                              "\"CSV UTF-8\", or import the .xlsx itself"]) from None
+        records = read_records(path, "Q&A file")
+    except TableError as exc:
+        raise ImportRejected([str(exc)]) from None
     return _parse(records)
 
 
@@ -78,37 +73,13 @@ def write_table(path: Path | str, rows: list[Row]) -> None:
 
 
 def _kind(path: Path) -> str:
-    kind = path.suffix.lower()
-    if kind not in (".csv", ".xlsx"):
-        raise ImportRejected([f"{path.name}: a Q&A file must be .csv or .xlsx, not "
-                              f"{kind or 'a file without an extension'}"])
-    return kind
+    try:
+        return kind_of(path, "Q&A file")
+    except TableError as exc:
+        raise ImportRejected([str(exc)]) from None
 
 
 # Reading ------------------------------------------------------------------------------------
-
-def _csv_records(path: Path) -> Iterator[list]:
-    # csv.reader, not DictReader: a blank line is still a row the user sees, so it is counted.
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        yield from csv.reader(f)
-
-
-def _xlsx_records(path: Path) -> Iterator[list]:
-    from openpyxl import load_workbook   # imported here: only XLSX files need it
-
-    try:
-        # Not read-only mode: it trusts the sheet's stated size, which some tools get wrong.
-        # data_only: a formula cell gives the value Excel last computed.
-        workbook = load_workbook(path, data_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:   # openpyxl raises many kinds for a damaged or non-XLSX file
-        raise ImportRejected([f"{path.name}: not a readable XLSX workbook ({exc})"]) from None
-    try:
-        yield from (list(r) for r in workbook.worksheets[0].iter_rows(min_row=1, values_only=True))
-    finally:
-        workbook.close()
-
 
 def _text(value, column: str) -> str:
     """A cell as the text the user typed: Excel stores 101 as a number and dates as dates."""

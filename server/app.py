@@ -12,6 +12,7 @@ from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.routes import setup_routes as bot_routes
 from casework.jobs import job_context as case_jobs
+from casework.routes import router_context, setup_routes as casework_routes
 from channels.webchat import setup_routes as webchat_routes
 from channels.wechat.delivery import worker_context as wechat_delivery
 from channels.wechat.routes import setup_routes as wechat_routes
@@ -75,6 +76,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
     app.cleanup_ctx.extend([_database, _knowledge_base, _bot, wechat_delivery, case_jobs])
+    app.cleanup_ctx.append(router_context)    # after the Q&A base, whose embedder it shares
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)
     server_routes(app)
@@ -82,4 +84,5 @@ def create_app(config: Config) -> web.Application:
     webchat_routes(app)
     wechat_routes(app)
     kb_routes(app)
+    casework_routes(app)
     return app

@@ -6,6 +6,7 @@ from rasa_sdk.executor import ActionExecutor
 
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
+from casework.routing import Router
 from knowledge_base.api import KnowledgeBase
 from server.config import Config
 from server.db import Database
@@ -18,3 +19,4 @@ RASA = web.AppKey("rasa", RasaClient)
 SUPERVISOR = web.AppKey("supervisor", RasaSupervisor)
 EXECUTOR = web.AppKey("executor", ActionExecutor)
 GATEWAY = web.AppKey("gateway", Gateway)
+ROUTER = web.AppKey("router", Router)

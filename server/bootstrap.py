@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from admin import api as admin_api
 from casework import api as casework
+from casework import training as routing_examples
 from knowledge_base import api as kb
 from server.db import Database
 
@@ -22,6 +23,10 @@ async def load_demo_content(db: Database) -> list[str]:
             n = await casework.import_units(session, casework.DEMO / "units.csv")
             c = await casework.import_categories(session, casework.DEMO / "categories.csv")
             loaded.append(f"{n} units, {c} categories")
+            if await routing_examples.count_examples(session) == 0:
+                e = await routing_examples.replace_examples(
+                    session, routing_examples.read_examples(routing_examples.DEMO_EXAMPLES))
+                loaded.append(f"{e} routing examples")
         if await kb.count_entries(session) == 0:
             rows = kb.read_table(kb.DEMO_QA)
             await kb.import_rows(session, rows, actor="system", publish=True)

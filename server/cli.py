@@ -11,8 +11,6 @@ from server.config import ConfigError, load_config
 
 # The groups later issues fill in; until then they say so instead of pretending.
 PENDING = {
-    "route": "routing of complaints to units (issue 5)",
-    "cases": "case handling (issue 5)",
     "report": "timeliness reports (issue 7)",
 }
 
@@ -420,6 +418,142 @@ def cmd_calendar_override(args, config) -> int:
     return 0
 
 
+# Cases: the 12345 loop for staff until the consoles exist --------------------------------------
+
+CASE_ACTIONS = {
+    "dispatch": "send a case to --unit (reassigning a returned one needs --reason)",
+    "accept": "the handler's --unit takes the case on",
+    "return": "the handler's --unit returns a misrouted case (--reason; within 2 working days)",
+    "extend": "the handler's --unit asks for --days more working days (--reason)",
+    "approve-extension": "approve the waiting extension request: the deadline moves",
+    "refuse-extension": "refuse the waiting extension request (--reason)",
+    "reply": "the handler's --unit replies (--text); the citizen gets it and is asked to rate",
+    "close": "close a replied or rated case",
+}
+UNIT_ACTIONS = {"dispatch", "accept", "return", "extend", "reply"}
+
+
+def cmd_cases_list(args, config) -> int:
+    from casework import api as casework
+    from casework import lifecycle
+    from casework.calendar import china_date
+    from casework.privacy import mask_phone, mask_text
+    from server.db import utcnow
+
+    if args.status and args.status not in casework.STATUS_NAMES:
+        print(f"govchat cases list: unknown status {args.status!r}; use one of "
+              f"{', '.join(casework.STATUS_NAMES)}", file=sys.stderr)
+        return 2
+    today = china_date(utcnow())
+    rows = _with_session(config, lambda session: lifecycle.find_cases(
+        session, status=args.status, unit_id=args.unit, overdue_on=today if args.overdue else None))
+    if not rows:
+        print("No cases.")
+        return 0
+    print(f"{'number':<16} {'status':<12} {'unit':<12} {'deadline':<10}  {'phone':<13} description")
+    for case in rows:
+        late = "!" if case.deadline and case.deadline < today and case.status in (
+            "dispatched", "in_progress", "reopened") else " "
+        flag = " [escalated]" if case.escalated_at else ""
+        print(f"{case.number:<16} {case.status:<12} {case.unit_id or '-':<12} "
+              f"{case.deadline.isoformat() if case.deadline else '-':<10}{late} "
+              f"{mask_phone(case.phone) or '-':<13} {mask_text(case.description)[:30]}{flag}")
+    return 0
+
+
+def cmd_cases_show(args, config) -> int:
+    from casework import api as casework
+    from casework import lifecycle
+    from casework.privacy import mask_phone, mask_text
+    from server.db import CHINA
+
+    async def load(session):
+        case = await casework.find_case(session, args.number)
+        return case, await lifecycle.trail(session, case.id)
+
+    try:
+        case, events = _with_session(config, load)
+    except casework.CaseNotFound:
+        print(f"govchat cases show: there is no case {args.number}", file=sys.stderr)
+        return 2
+    print(f"{case.number}  {casework.CASE_TYPE_NAMES.get(case.case_type, case.case_type)}  "
+          f"{case.status} ({casework.STATUS_NAMES.get(case.status, case.status)})")
+    print(f"unit: {case.unit_id or '-'}   deadline: {case.deadline or '-'}   "
+          f"phone: {mask_phone(case.phone) or '-'}{'   anonymous' if case.anonymous else ''}"
+          f"{'   ESCALATED' if case.escalated_at else ''}")
+    print(f"submitted: {case.created_at.astimezone(CHINA):%Y-%m-%d %H:%M}   "
+          f"place: {case.address or '-'}")
+    print(f"description: {mask_text(case.description)}")
+    if case.reply_text:
+        print(f"reply: {case.reply_text}")
+    if case.rating:
+        print(f"rating: {case.rating}")
+    print("events:")
+    for event in events:
+        detail = ", ".join(f"{k}={v}" for k, v in event.detail.items() if v is not None)
+        print(f"  {event.at.astimezone(CHINA):%Y-%m-%d %H:%M}  {event.name:<26} "
+              f"{event.actor or '-':<12} {detail}")
+    return 0
+
+
+def cmd_cases_act(args, config) -> int:
+    from casework import lifecycle
+    from server.db import utcnow
+
+    action, number = args.cases_command, args.number
+    if action in UNIT_ACTIONS and not args.unit:
+        whose = "target" if action == "dispatch" else "handler's"
+        print(f"govchat cases {action}: give --unit (the {whose} unit id)", file=sys.stderr)
+        return 2
+    when = dict(actor=args.actor, now=utcnow())
+    calls = {
+        "dispatch": lambda db: lifecycle.dispatch(db, number, args.unit, reason=args.reason,
+                                                  deadline_days=config.case_deadline_days, **when),
+        "accept": lambda db: lifecycle.accept(db, number, unit_id=args.unit, **when),
+        "return": lambda db: lifecycle.return_misrouted(db, number, unit_id=args.unit,
+                                                        reason=args.reason, **when),
+        "extend": lambda db: lifecycle.request_extension(db, number, unit_id=args.unit, days=args.days,
+                                                         reason=args.reason, **when),
+        "approve-extension": lambda db: lifecycle.approve_extension(db, number, reason=args.reason, **when),
+        "refuse-extension": lambda db: lifecycle.refuse_extension(db, number, reason=args.reason, **when),
+        "reply": lambda db: lifecycle.reply(db, number, unit_id=args.unit, text=args.text, **when),
+        "close": lambda db: lifecycle.close(db, number, reason=args.reason, **when),
+    }
+    try:
+        result = _with_db(config, calls[action])
+    except lifecycle.TransitionRefused as exc:
+        print(f"govchat cases {action}: {exc.reason}", file=sys.stderr)
+        return 2
+    if action == "extend":
+        print(f"{number.upper()}: {result.days} more working days requested; waiting for a dispatcher.")
+    else:
+        print(f"{result.number}: {result.status}, unit {result.unit_id or '-'}, "
+              f"deadline {result.deadline or '-'}")
+    return 0
+
+
+def _add_cases_commands(sub) -> None:
+    cases = sub.add_parser("cases", help="work complaints and reports (the 12345 loop)")
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True)
+    listing = cases_sub.add_parser("list", help="cases, newest first (phones masked)")
+    listing.add_argument("--status", help="e.g. dispatched, in_progress, replied")
+    listing.add_argument("--unit", help="only this unit's cases")
+    listing.add_argument("--overdue", action="store_true", help="only cases past their deadline")
+    listing.set_defaults(func=cmd_cases_list)
+    show = cases_sub.add_parser("show", help="one case with its event trail")
+    show.add_argument("number")
+    show.set_defaults(func=cmd_cases_show)
+    for action, what in CASE_ACTIONS.items():
+        step = cases_sub.add_parser(action, help=what)
+        step.add_argument("number")
+        step.add_argument("--unit", help="dispatch: the unit to send it to; else the handler's unit")
+        step.add_argument("--reason")
+        step.add_argument("--days", type=int, help="extend: working days")
+        step.add_argument("--text", help="reply: the reply to the citizen")
+        step.add_argument("--as", dest="actor", required=True, metavar="USER", help="who acts")
+        step.set_defaults(func=cmd_cases_act)
+
+
 def cmd_wechat_menu(args, config) -> int:
     """Check a menu file and push it to WeChat, or show the account's current menu."""
     from channels.wechat import accounts, menu
@@ -468,6 +602,140 @@ def cmd_wechat_menu(args, config) -> int:
         print(f"Menu pushed to {args.account!r}:", *menu.describe(data), sep="\n")
         print("WeChat shows it to followers within minutes (at once after they re-follow).")
     return 0
+
+
+# Routing, units and categories ---------------------------------------------------------------
+
+def _print_rejected(command: str, path: str, exc) -> int:
+    print(f"govchat {command}: {path} was rejected, nothing was imported:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 2
+
+
+def cmd_route_train(args, config) -> int:
+    from casework import routing, training
+
+    try:
+        rows = training.read_examples(Path(args.file))
+    except training.DirectoryRejected as exc:
+        return _print_rejected("route train", args.file, exc)
+    router = routing.Router(None, config.var_dir / "route")
+
+    async def run(session):
+        await training.replace_examples(session, rows)
+        every = await routing.example_rows(session)
+        # Trained before the transaction commits: a failure leaves the old examples in place.
+        return await asyncio.get_running_loop().run_in_executor(
+            None, routing.fit_model, every, router.embed, router.settings, True)
+
+    model = _with_session(config, run)
+    routing.save_model(model, router.model_dir)
+    print(f"Imported {len(rows)} examples; trained on {sum(model.counts.values())}:")
+    for category, n in sorted(model.counts.items(), key=lambda x: -x[1]):
+        print(f"  {category:<12} {n:>5}")
+    f1 = "n/a (a category has fewer than 2 examples)" if model.cv_macro_f1 is None else f"{model.cv_macro_f1:.3f}"
+    print(f"5-fold cross-validated macro-F1: {f1}")
+    print(f"Model written to {router.model_dir / routing.MODEL_FILE}; running servers load it within seconds.")
+    return 0
+
+
+def cmd_route_classify(args, config) -> int:
+    import json
+
+    from casework import routing
+
+    if args.file:
+        with open(args.file, encoding="utf-8") as f:
+            texts = [line.strip() for line in f if line.strip()]
+    elif args.text:
+        texts = [args.text]
+    else:
+        print("govchat route classify: give a TEXT or --file F", file=sys.stderr)
+        return 2
+
+    async def load(db):
+        router = routing.Router(db, config.var_dir / "route")
+        await router.refresh()
+        return router
+
+    router = _with_db(config, load)
+    if router.model is None:
+        print("govchat route classify: no routing model yet; train one with govchat route train FILE",
+              file=sys.stderr)
+        return 2
+    for text in texts:
+        print(json.dumps(router.classify(text, args.district).as_json(), ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_route_keyword(args, config) -> int:
+    from casework import training
+
+    if args.keyword_command == "add":
+        try:
+            _with_session(config, lambda s: training.add_keyword(s, args.keyword, args.category, args.note))
+        except ValueError as exc:
+            print(f"govchat route keyword add: {exc}", file=sys.stderr)
+            return 2
+        print(f"Rule added: a message containing “{args.keyword}” goes to {args.category}.")
+    elif args.keyword_command == "list":
+        async def rows(session):
+            return [(k.keyword, k.category, k.enabled, k.note) for k in await training.list_keywords(session)]
+        for keyword, category, enabled, note in _with_session(config, rows):
+            print(f"含“{keyword}”→{category}{'' if enabled else '  (disabled)'}{'  # ' + note if note else ''}")
+    else:
+        n = _with_session(config, lambda s: training.remove_keyword(s, args.keyword, args.category))
+        if not n:
+            print(f"govchat route keyword remove: no rule for “{args.keyword}”", file=sys.stderr)
+            return 2
+        print(f"Removed {n} rule{'s' if n > 1 else ''} for “{args.keyword}”.")
+    return 0
+
+
+def cmd_directory_import(args, config) -> int:
+    from casework import api as casework
+
+    load = casework.import_units if args.command == "units" else casework.import_categories
+    try:
+        n = _with_session(config, lambda session: load(session, Path(args.file)))
+    except casework.DirectoryRejected as exc:
+        return _print_rejected(f"{args.command} import", args.file, exc)
+    print(f"Imported {n} {args.command}.")
+    return 0
+
+
+def _add_route_commands(sub) -> None:
+    route = sub.add_parser("route", help="routing complaints and reports to units")
+    route_sub = route.add_subparsers(dest="route_command", required=True)
+    train = route_sub.add_parser("train", help="import examples (.csv/.xlsx: message, category), "
+                                 "replacing the imported ones, and train")
+    train.add_argument("file")
+    train.set_defaults(func=cmd_route_train)
+    classify = route_sub.add_parser("classify", help="route messages; one JSON line per message")
+    classify.add_argument("text", nargs="?")
+    classify.add_argument("--file", help="one message per line")
+    classify.add_argument("--district", help="the district a form gave (wins over the text)")
+    classify.set_defaults(func=cmd_route_classify)
+    keyword = route_sub.add_parser("keyword", help="keyword rules: a message containing it goes to a category")
+    keyword_sub = keyword.add_subparsers(dest="keyword_command", required=True)
+    k_add = keyword_sub.add_parser("add", help="add (or enable) a rule")
+    k_add.add_argument("keyword")
+    k_add.add_argument("category")
+    k_add.add_argument("--note", default="")
+    keyword_sub.add_parser("list", help="list the rules")
+    k_remove = keyword_sub.add_parser("remove", help="remove a keyword's rules")
+    k_remove.add_argument("keyword")
+    k_remove.add_argument("--category", help="only the rule to this category")
+    keyword.set_defaults(func=cmd_route_keyword)
+    for name, columns in (("units", "unit_id, unit_name, parent, categories, regions"),
+                          ("categories", "一级分类, 二级分类, 三级分类")):
+        group = sub.add_parser(name, help=f"the {name} routing uses")
+        group_sub = group.add_subparsers(dest=f"{name}_command", required=True)
+        imp = group_sub.add_parser("import", help=f"import a .csv or .xlsx ({columns}); checked whole")
+        imp.add_argument("file")
+        imp.set_defaults(func=cmd_directory_import)
+
 
 
 def cmd_pending(args, config) -> int:
@@ -589,6 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal_kind.add_argument("--remove", action="store_true", help="back to the statutory calendar")
     cal_over.add_argument("--note", default="", help="why (e.g. the notice's number)")
     cal_over.set_defaults(func=cmd_calendar_override)
+    _add_cases_commands(sub)
 
     wx_menu = wechat_sub.add_parser("menu", help="push a custom menu (自定义菜单) file, or --show "
                                     "the current one")
@@ -599,6 +868,7 @@ def build_parser() -> argparse.ArgumentParser:
     wx_menu.add_argument("--show", action="store_true", help="print the menu the account shows now")
     wx_menu.set_defaults(func=cmd_wechat_menu)
 
+    _add_route_commands(sub)
     for name, what in PENDING.items():
         sub.add_parser(name, help=f"{what} — not built yet").set_defaults(func=cmd_pending)
     return parser

@@ -1,0 +1,128 @@
+"""Routing quality and speed on real messages (Teddy Cup 2020, 7 first-level classes).
+
+    .venv/bin/python bench/routing.py            # print the table (docs/routing.md)
+    .venv/bin/python bench/routing.py --write    # also store the chosen features and threshold
+                                                 # in casework/routing.json
+
+5-fold stratified cross-validation, macro-F1 and accuracy, for char TF-IDF + LR, USE + LR and
+their fusion; then, for the chosen one, the confidence threshold that sends at most 10% of the
+messages to the dispatcher, the accuracy on the rest, and the per-message latency of
+`Router.classify` (embedding included). The data is read from ../shared/data, never copied.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from casework.routing import (SETTINGS_FILE, Directory, Router, Settings, cross_validate,  # noqa: E402
+                              fit_model, load_settings, macro_f1)
+from knowledge_base.embeddings import make_embedder  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "teddycup2020" / "labelled_messages_dev.csv"
+DISPATCH_SHARE = 0.10
+MARGIN = 0.02
+
+
+def load(path: Path) -> tuple[list[str], list[str]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    return [f"{r['留言主题'].strip()}\n{r['留言详情'].strip()}" for r in rows], [r["一级分类"].strip() for r in rows]
+
+
+def evaluate(texts, labels, vectors, settings: Settings, seeds=(0, 1, 2)):
+    """Mean macro-F1 and accuracy over repeated 5-fold CV, and the out-of-fold probabilities of seed 0."""
+    f1s, accs, first = [], [], None
+    for seed in seeds:
+        proba, classes = cross_validate(texts, labels, vectors, settings, seed=seed)
+        predicted = [classes[i] for i in proba.argmax(1)]
+        f1s.append(macro_f1(labels, predicted))
+        accs.append(float(np.mean([p == y for p, y in zip(predicted, labels)])))
+        first = first or (proba, classes)
+    return float(np.mean(f1s)), float(np.mean(accs)), first
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--write", action="store_true", help="store features and threshold in routing.json")
+    args = parser.parse_args()
+    if not args.data.exists():
+        print(f"no data at {args.data}", file=sys.stderr)
+        return 2
+    texts, labels = load(args.data)
+    base = load_settings()
+    embedder = make_embedder(base.embedder)
+    start = time.perf_counter()
+    vectors = embedder.queries(texts)
+    print(f"{len(texts)} messages, {len(set(labels))} classes; embedded in {time.perf_counter() - start:.1f} s\n")
+
+    candidates = {
+        "(a) char 1-3-gram TF-IDF + LR": replace(base, features="tfidf"),
+        "(b) USE + LR": replace(base, features="use"),
+        "(c) combined, TF-IDF weight 0.3": replace(base, features="combined", tfidf_weight=0.3),
+        "(c) combined, TF-IDF weight 0.5": replace(base, features="combined", tfidf_weight=0.5),
+    }
+    for c in (1.0, 5.0, 100.0):
+        candidates[f"(b) USE + LR, C={c:g}"] = replace(base, features="use", use_c=c)
+    results = {}
+    print("| classifier (5-fold CV, mean of 3 shuffles) | macro-F1 | accuracy |\n|---|---|---|")
+    for name, settings in candidates.items():
+        f1, acc, oof = evaluate(texts, labels, vectors, settings)
+        results[name] = (f1, acc, oof, settings)
+        print(f"| {name} | {f1:.3f} | {acc:.3f} |", flush=True)
+
+    # The fusion costs a second model: it is chosen only when it beats USE alone by a margin
+    # larger than the spread between shuffles.
+    use, combined = "(b) USE + LR", max((n for n in results if n.startswith("(c)")), key=lambda n: results[n][0])
+    best = combined if results[combined][0] > results[use][0] + MARGIN else use
+    f1, acc, (proba, classes), chosen = results[best]
+    confidence = proba.max(1)
+    correct = np.array([classes[i] == y for i, y in zip(proba.argmax(1), labels)])
+    # The largest threshold that sends at most 10% below it.
+    order = np.sort(confidence)
+    k = int(np.floor(DISPATCH_SHARE * len(order)))
+    threshold = float(order[k]) if k < len(order) else 1.0
+    kept = confidence >= threshold
+    print(f"\nchosen: {best}")
+    print("| threshold | to dispatcher | accuracy of the rest | accuracy of all |\n|---|---|---|---|")
+    print(f"| {threshold:.3f} | {1 - kept.mean():.1%} | {correct[kept].mean():.3f} | {correct.mean():.3f} |")
+
+    # Latency: the served path, one message at a time (a trained model, the loaded embedder).
+    chosen = replace(chosen, threshold=threshold)
+    model = fit_model(list(zip(texts, labels)), embedder.queries, chosen, cv=False)
+    router = Router(None, ROOT / "var" / "route-bench", settings=chosen,
+                    embedder_source=lambda: embedder, directory=Directory())
+    router.model = model
+    router.classify(texts[0])
+    times = []
+    for text in texts:
+        t = time.perf_counter()
+        router.classify(text)
+        times.append((time.perf_counter() - t) * 1000)
+    print(f"\nclassify latency per message (n={len(times)}, mean {np.mean([len(t) for t in texts]):.0f} "
+          f"characters): p50 {np.percentile(times, 50):.1f} ms, p99 {np.percentile(times, 99):.1f} ms")
+
+    if args.write:
+        data = {k: v for k, v in asdict(chosen).items() if k != "check_every"}
+        data["threshold"] = round(threshold, 3)
+        data["measured"] = {"data": "teddycup2020/labelled_messages_dev.csv", "messages": len(texts),
+                            "macro_f1": round(f1, 3), "accuracy": round(acc, 3),
+                            "dispatched": round(float(1 - kept.mean()), 3),
+                            "accuracy_kept": round(float(correct[kept].mean()), 3)}
+        SETTINGS_FILE.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        print(f"\nwrote {SETTINGS_FILE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,470 @@
+"""Routing a complaint or report: its text (and district) → category, responsible unit, confidence.
+
+How it decides (docs/routing.md): an enabled keyword rule an admin wrote decides the category;
+otherwise a classifier trained on routing examples (logistic regression over sentence
+embeddings, optionally fused with character n-gram TF-IDF) does. Below the calibrated
+confidence (routing.json, `bench/routing.py --write`) the case goes to the dispatcher, with the
+guess and alternatives shown. The unit is the most specific one handling the category (or one
+of its ancestors in the category tree) in the district: deepest in the unit tree, a district
+unit before a city-wide one; none → the dispatcher.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy import select
+
+from casework.models import Category, RoutingExample, RoutingKeyword, Unit
+from server.db import Database
+
+log = logging.getLogger(__name__)
+SETTINGS_FILE = Path(__file__).resolve().parent / "routing.json"
+MODEL_FILE = "model.joblib"
+
+
+@dataclass(frozen=True)
+class Settings:
+    threshold: float = 0.45        # below this group confidence → the dispatcher
+    features: str = "use"          # "use", "tfidf" or "combined"
+    use_c: float = 20.0            # inverse regularisation of the LR on embeddings
+    tfidf_c: float = 20.0
+    tfidf_weight: float = 0.3      # share of the TF-IDF probabilities in "combined"
+    embedder: str = "use"
+    check_every: float = 3.0       # seconds between looks for a newer model and directory
+
+
+def load_settings(path: Path = SETTINGS_FILE) -> Settings:
+    data = json.loads(path.read_text()) if path.exists() else {}
+    known = Settings.__dataclass_fields__
+    return Settings(**{k: v for k, v in data.items() if k in known})
+
+
+# The classifier ------------------------------------------------------------------------------
+
+class Classifier:
+    """Logistic regression on sentence embeddings and/or char 1–3-gram TF-IDF, probabilities fused."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.features = settings.features
+        self.settings = settings
+        self.classes: list[str] = []
+        self._use = self._tfidf = None
+
+    def fit(self, texts: list[str], labels: list[str], vectors: np.ndarray | None) -> "Classifier":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        self.classes = sorted(set(labels))
+        if self.features in ("use", "combined"):
+            self._use = LogisticRegression(C=self.settings.use_c, max_iter=3000).fit(vectors, labels)
+        if self.features in ("tfidf", "combined"):
+            self._tfidf = make_pipeline(
+                TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
+                LogisticRegression(C=self.settings.tfidf_c, max_iter=3000)).fit(texts, labels)
+        return self
+
+    def proba(self, texts: list[str], vectors: np.ndarray | None) -> np.ndarray:
+        """Rows: texts; columns: `self.classes`."""
+        parts = []
+        if self._use is not None:
+            parts.append((1 - self.settings.tfidf_weight if self._tfidf is not None else 1.0,
+                          self._use.predict_proba(vectors)))
+        if self._tfidf is not None:
+            parts.append((self.settings.tfidf_weight if self._use is not None else 1.0,
+                          self._tfidf.predict_proba(texts)))
+        return sum(w * p for w, p in parts)
+
+    @property
+    def needs_vectors(self) -> bool:
+        return self.features in ("use", "combined")
+
+
+def cross_validate(texts: list[str], labels: list[str], vectors: np.ndarray | None,
+                   settings: Settings, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, list[str]] | None:
+    """Out-of-fold probabilities (and the class order); None when a class has fewer than 2 examples."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels_arr = np.array(labels)
+    classes = sorted(set(labels))
+    smallest = min(int((labels_arr == c).sum()) for c in classes) if classes else 0
+    folds = min(folds, smallest)
+    if folds < 2 or len(classes) < 2:
+        return None
+    out = np.zeros((len(texts), len(classes)))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels_arr):
+        model = Classifier(settings).fit([texts[i] for i in train], list(labels_arr[train]),
+                                         None if vectors is None else vectors[train])
+        p = model.proba([texts[i] for i in test], None if vectors is None else vectors[test])
+        out[np.ix_(test, [classes.index(c) for c in model.classes])] = p
+    return out, classes
+
+
+def macro_f1(labels: list[str], predicted: list[str]) -> float:
+    from sklearn.metrics import f1_score
+    return float(f1_score(labels, predicted, average="macro"))
+
+
+# Places --------------------------------------------------------------------------------------
+
+_DISTRICT = re.compile(r"[\u4e00-\u9fff]{2}(?:区|县)")
+_STREET = re.compile(r"[\u4e00-\u9fff]{2}(?:街道|镇|乡)")
+# Words ending in 区 that are not districts: 小区, 社区, 园区, 景区 …
+_NOT_DISTRICT = set("小社园景校城市郊山片辖街营厂矿库灾专分学病军新")
+
+
+def detect_place(text: str, districts: list[str], streets: dict[str, str]) -> tuple[str | None, str | None]:
+    """(district, street) named in the text: known streets and districts first, then …区/…县/…街道."""
+    found = sorted((text.find(s), s) for s in streets if s in text)
+    if found:
+        street = found[0][1]
+        return streets[street], street
+    found = sorted((text.find(d), -len(d), d) for d in districts if d in text)
+    if found:
+        return found[0][2], None
+    for m in _DISTRICT.finditer(text):
+        if m.group()[-2] not in _NOT_DISTRICT:
+            return m.group(), None
+    m = _STREET.search(text)
+    return None, m.group() if m else None
+
+
+# The directory: units, category tree, keyword rules --------------------------------------------
+
+@dataclass(frozen=True)
+class UnitInfo:
+    id: str
+    name: str
+    parent_id: str | None
+    categories: tuple[str, ...]
+    regions: tuple[str, ...]
+    is_dispatcher: bool = False
+
+
+@dataclass
+class Directory:
+    units: list[UnitInfo] = field(default_factory=list)
+    parents: dict[str, str] = field(default_factory=dict)     # category name → parent's name
+    keywords: list[tuple[str, str]] = field(default_factory=list)   # (keyword, category), enabled
+
+    def __post_init__(self) -> None:
+        self._by_id = {u.id: u for u in self.units}
+        self.districts = sorted({r for u in self.units for r in u.regions}, key=len, reverse=True)
+        self.streets: dict[str, str] = {}
+        for u in self.units:
+            m = re.search(r"[\u4e00-\u9fff]{2}街道", u.name.split("区", 1)[-1])
+            if m and len(u.regions) == 1:
+                self.streets[m.group()] = u.regions[0]
+
+    def ancestors(self, category: str) -> list[str]:
+        """The category and its ancestors, most specific first."""
+        chain = [category]
+        while chain[-1] in self.parents and len(chain) < 10:
+            chain.append(self.parents[chain[-1]])
+        return chain
+
+    def group(self, category: str) -> str:
+        return self.ancestors(category)[-1]
+
+    def depth(self, unit: UnitInfo) -> int:
+        n = 0
+        while unit.parent_id in self._by_id and n < 20:
+            unit, n = self._by_id[unit.parent_id], n + 1
+        return n
+
+    @property
+    def dispatcher(self) -> str | None:
+        return next((u.id for u in self.units if u.is_dispatcher), None)
+
+    def unit_for(self, category: str, district: str | None, street: str | None = None) -> str | None:
+        """The most specific unit handling `category` in `district`; None when no unit does."""
+        chain = self.ancestors(category)
+        scored = []
+        for u in self.units:
+            if u.is_dispatcher or (u.regions and district not in u.regions):
+                continue
+            match = next((len(chain) - i for i, c in enumerate(chain) if c in u.categories), 0)
+            if match:
+                scored.append(((self.depth(u), bool(u.regions), match), u))
+        if not scored:
+            return None
+        best = max(k for k, _ in scored)
+        tied = [u for k, u in scored if k == best]
+        if street and len(tied) > 1:
+            tied = [u for u in tied if street in u.name] or tied
+        if len(tied) == 1:
+            return tied[0].id
+        # Equally specific units (two street offices of one district): their common parent decides.
+        candidates = {u.id for _, u in scored}
+        parent = tied[0].parent_id
+        while parent and parent not in candidates:
+            parent = self._by_id[parent].parent_id if parent in self._by_id else None
+        return parent if parent and all(self._under(u, parent) for u in tied) else None
+
+    def _under(self, unit: UnitInfo, ancestor: str) -> bool:
+        while unit.parent_id:
+            if unit.parent_id == ancestor:
+                return True
+            if unit.parent_id not in self._by_id:
+                return False
+            unit = self._by_id[unit.parent_id]
+        return False
+
+    def keyword_rule(self, text: str) -> tuple[str, str] | None:
+        """(keyword, category) of the longest enabled keyword in the text; None when none or when
+        equally long keywords disagree."""
+        low = text.lower()
+        hits = [(len(k), k, c) for k, c in self.keywords if k and k.lower() in low]
+        if not hits:
+            return None
+        longest = max(n for n, _, _ in hits)
+        top = {(k, c) for n, k, c in hits if n == longest}
+        return next(iter(top)) if len({c for _, c in top}) == 1 else None
+
+
+async def load_directory(session) -> Directory:
+    units = [UnitInfo(u.id, u.name, u.parent_id, tuple(u.categories or ()), tuple(u.regions or ()),
+                      bool(u.is_dispatcher)) for u in await session.scalars(select(Unit).order_by(Unit.id))]
+    cats = list(await session.scalars(select(Category)))
+    by_id = {c.id: c for c in cats}
+    parents = {c.name: by_id[c.parent_id].name for c in sorted(cats, key=lambda c: -c.level)
+               if c.parent_id in by_id}
+    keywords = [(k.keyword, k.category) for k in await session.scalars(
+        select(RoutingKeyword).where(RoutingKeyword.enabled.is_(True)).order_by(RoutingKeyword.id))]
+    return Directory(units, parents, keywords)
+
+
+# The model on disk ---------------------------------------------------------------------------
+
+@dataclass
+class Model:
+    classifier: Classifier          # over the example labels (e.g. 二级分类)
+    stamp: str                      # of the examples it was trained on
+    embedder: str | None            # the embedding backend it needs, None for TF-IDF alone
+    trained_at: str
+    counts: dict[str, int]
+    cv_macro_f1: float | None = None
+    groups: Classifier | None = None    # over their first-level classes, when labels are deeper
+    cv_group_macro_f1: float | None = None
+
+
+def examples_stamp(rows: list[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for text, category in sorted(rows):
+        digest.update(f"{category}\t{text}\n".encode())
+    return f"{len(rows)}:{digest.hexdigest()[:16]}"
+
+
+def save_model(model: Model, directory: Path) -> Path:
+    """Written beside and renamed into place, so a reader never sees half a file."""
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / MODEL_FILE
+    tmp = directory / f".{MODEL_FILE}.{os.getpid()}.tmp"
+    joblib.dump(model, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def load_model(directory: Path) -> Model | None:
+    import joblib
+
+    path = directory / MODEL_FILE
+    return joblib.load(path) if path.exists() else None
+
+
+def _cv_f1(texts, labels, vectors, settings) -> float | None:
+    oof = cross_validate(texts, labels, vectors, settings)
+    if oof is None:
+        return None
+    proba, classes = oof
+    return macro_f1(labels, [classes[i] for i in proba.argmax(1)])
+
+
+def fit_model(rows: list[tuple[str, str]], embed: Callable | None, settings: Settings,
+              cv: bool = True, group_of: Callable[[str], str] = lambda c: c) -> Model:
+    """Train on (text, category) rows; with `cv`, also the 5-fold cross-validated macro-F1.
+
+    When the labels lie below the first level of the category tree (`group_of`), a second
+    classifier learns their first-level classes: its probability is the confidence the
+    dispatcher threshold applies to (calibrated on first-level classes), spread over fewer,
+    larger classes.
+    """
+    texts = [t for t, _ in rows]
+    labels = [c for _, c in rows]
+    if len(set(labels)) < 2:
+        raise ValueError("routing needs examples of at least two categories")
+    vectors = embed(texts) if settings.features != "tfidf" else None
+    groups = [group_of(c) for c in labels]
+    deeper = groups != labels and len(set(groups)) >= 2
+    counts = {c: labels.count(c) for c in sorted(set(labels))}
+    return Model(Classifier(settings).fit(texts, labels, vectors), examples_stamp(rows),
+                 settings.embedder if settings.features != "tfidf" else None,
+                 datetime.now(timezone.utc).isoformat(timespec="seconds"), counts,
+                 _cv_f1(texts, labels, vectors, settings) if cv else None,
+                 Classifier(settings).fit(texts, groups, vectors) if deeper else None,
+                 _cv_f1(texts, groups, vectors, settings) if cv and deeper else None)
+
+
+async def example_rows(session) -> list[tuple[str, str]]:
+    return [(e.text, e.category) for e in await session.scalars(select(RoutingExample).order_by(RoutingExample.id))]
+
+
+# The router ----------------------------------------------------------------------------------
+
+@dataclass
+class Route:
+    category: str | None
+    unit_id: str | None
+    confidence: float
+    district: str | None = None
+    alternatives: list[tuple[str, float, str | None]] = field(default_factory=list)
+    reason: str = ""
+    group: str | None = None        # the category's first-level class
+
+    def as_json(self) -> dict:
+        return {"category": self.category, "unit_id": self.unit_id, "confidence": round(self.confidence, 3),
+                "district": self.district, "group": self.group,
+                "alternatives": [{"category": c, "confidence": round(p, 3), "unit_id": u}
+                                 for c, p, u in self.alternatives],
+                "reason": self.reason}
+
+
+class Router:
+    """The served router: the trained model from `model_dir`, the directory from the database.
+
+    `embedder_source()` may hand over an embedder already loaded (the Q&A base's), so the server
+    holds one copy of the model; when it gives none or another backend, the router loads its own.
+    """
+
+    def __init__(self, db: Database | None, model_dir: Path, *, settings: Settings | None = None,
+                 embedder_source: Callable[[], object] = lambda: None,
+                 directory: Directory | None = None) -> None:
+        self._db = db
+        self.model_dir = model_dir
+        self.settings = settings or load_settings()
+        self.check_every = self.settings.check_every
+        self._embedder_source = embedder_source
+        self._embedder = None
+        self.directory = directory or Directory()
+        self.model: Model | None = None
+        self._model_mtime: int | None = None
+        self._checked = 0.0
+
+    # Embeddings -------------------------------------------------------------------------------
+    def embedder(self, name: str):
+        if self._embedder is None or self._embedder.name != name:
+            shared = self._embedder_source()
+            if shared is not None and shared.name == name:
+                self._embedder = shared
+            else:
+                from knowledge_base.embeddings import make_embedder
+                self._embedder = make_embedder(name)
+        return self._embedder
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embedder(self.settings.embedder).queries(texts)
+
+    # Keeping up with the database and the model file ----------------------------------------
+    def reload_model(self) -> bool:
+        """Load the model file when it changed since the last load; True when it did."""
+        path = self.model_dir / MODEL_FILE
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        if mtime == self._model_mtime:
+            return False
+        self.model, self._model_mtime = load_model(self.model_dir), mtime
+        if self.model.embedder:
+            self.embedder(self.model.embedder)      # load it now, not at the first message
+        log.info("routing model loaded: %s examples, trained %s", self.model.stamp, self.model.trained_at)
+        return True
+
+    async def refresh(self) -> None:
+        async with self._db.session() as session:
+            self.directory = await load_directory(session)
+        await asyncio.get_running_loop().run_in_executor(None, self.reload_model)
+        self._checked = time.monotonic()
+
+    async def start(self) -> None:
+        """At server start: the stored model, or one trained now when there is none yet."""
+        await self.refresh()
+        if self.model is None:
+            async with self._db.session() as session:
+                rows = await example_rows(session)
+            if len({c for _, c in rows}) >= 2:
+                await train(self, rows, cv=False)
+
+    async def route(self, text: str, district: str | None = None) -> Route:
+        if self._db is not None and time.monotonic() - self._checked >= self.check_every:
+            await self.refresh()
+        return await asyncio.get_running_loop().run_in_executor(None, self.classify, text, district)
+
+    # The decision ---------------------------------------------------------------------------
+    def classify(self, text: str, district: str | None = None) -> Route:
+        d = self.directory
+        found, street = detect_place(text, d.districts, d.streets)
+        district = (district or "").strip() or found
+        probs: list[tuple[str, float]] = []       # (label, probability), most likely first
+        groups: list[tuple[str, float]] = []      # (first-level class, probability)
+        if self.model is not None:
+            model = self.model
+            vectors = self.embedder(model.embedder).queries([text]) if model.classifier.needs_vectors else None
+            p = model.classifier.proba([text], vectors)[0]
+            probs = sorted(zip(model.classifier.classes, map(float, p)), key=lambda x: -x[1])
+            if model.groups is not None:
+                g = model.groups.proba([text], vectors)[0]
+                groups = sorted(zip(model.groups.classes, map(float, g)), key=lambda x: -x[1])
+            else:
+                totals: dict[str, float] = {}
+                for c, q in probs:
+                    totals[d.group(c)] = totals.get(d.group(c), 0.0) + q
+                groups = sorted(totals.items(), key=lambda x: -x[1])
+        # Each class's most likely label: the guess, and one alternative per other class.
+        best = [(next((c for c, _ in probs if d.group(c) == g), g), q) for g, q in groups]
+
+        def unit(category: str) -> str | None:
+            return d.unit_for(category, district, street)
+
+        rule = d.keyword_rule(text)
+        if rule:
+            keyword, category = rule
+            confidence, reason = 1.0, f"关键词规则：含“{keyword}”→{category}"
+        elif best:
+            category, confidence = best[0]
+            reason = f"分类模型：{category}（{d.group(category)}，置信度{confidence:.2f}）"
+        else:
+            category, confidence, reason = None, 0.0, "尚无分类模型，也没有匹配的关键词规则"
+        alternatives = [(c, q, unit(c)) for c, q in best if c != category][:3]
+        unit_id = unit(category) if category else None
+        if category and confidence < self.settings.threshold:
+            unit_id, reason = d.dispatcher, reason + f"；低于阈值{self.settings.threshold:.2f}，转分派中心"
+        elif category and unit_id is None:
+            unit_id, reason = d.dispatcher, reason + f"；{district or '全市'}没有承办“{category}”的单位，转分派中心"
+        elif not category:
+            unit_id = d.dispatcher
+        return Route(category, unit_id, confidence, district, alternatives, reason,
+                     d.group(category) if category else None)
+
+
+async def train(router: Router, rows: list[tuple[str, str]], cv: bool = True) -> Model:
+    """Fit on `rows` in a worker thread, store the model, and serve it at once."""
+    loop = asyncio.get_running_loop()
+    model = await loop.run_in_executor(None, fit_model, rows, router.embed, router.settings, cv,
+                                       router.directory.group)
+    await loop.run_in_executor(None, save_model, model, router.model_dir)
+    await loop.run_in_executor(None, router.reload_model)
+    return model
