@@ -346,8 +346,7 @@ class ActionQueryCase(ServiceAction):
             lines.append(f"承办单位：{unit}")
         if case.deadline:
             lines.append(f"预计答复：{case.deadline:%Y-%m-%d}前")
-        reply = getattr(case, "reply_text", None)
-        if reply:
-            lines.append(f"答复意见：{reply}")
+        if case.reply_text:
+            lines.append(f"答复意见：{case.reply_text}")
         utter(dispatcher, "info", "\n".join(lines), case_no=case.number)
         return [SlotSet("case_number", None)]
