@@ -180,7 +180,7 @@ async def request_extension(db: Database, number: str, *, unit_id: str, days: in
         _own(case, unit_id)
         _require(case, WORKING, "given more time")
         reason = _reason(reason, "an extension request")
-        if days < 1:
+        if days is None or days < 1:
             raise TransitionRefused(f"an extension is at least 1 working day, not {days}")
         if await _pending(session, case) is not None:
             raise TransitionRefused(f"case {case.number} already has an extension request waiting "
@@ -243,7 +243,9 @@ async def reply(db: Database, number: str, *, unit_id: str, text: str, actor: st
         case = await _case(session, number)
         _own(case, unit_id)
         _require(case, WORKING, "replied to")
-        text = _reason(text, "a reply")        # an empty reply is refused like a missing reason
+        if not text or not text.strip():
+            raise TransitionRefused("a reply needs its text")
+        text = text.strip()
         case.status, case.reply_text, case.replied_at, case.rating = REPLIED, text, now, None
         _record(session, CASE_REPLIED, case, actor, now, unit_id=unit_id,
                 on_time=case.deadline is None or china_date(now) <= case.deadline)
@@ -292,3 +294,24 @@ async def close(db: Database, number: str, *, actor: str, now: datetime,
         _record(session, CASE_CLOSED, case, actor, now, reason=reason, rating=case.rating)
     await tell(db, outbox, case, closed_text(case))
     return case
+
+
+# Queries for the staff's lists (the CLI now, the consoles later).
+
+async def find_cases(session: AsyncSession, *, status: str | None = None, unit_id: str | None = None,
+                     overdue_on: date | None = None) -> list[Case]:
+    """Cases newest first; `overdue_on`: only those still with a unit past their deadline."""
+    query = select(Case).order_by(Case.created_at.desc(), Case.id.desc())
+    if status:
+        query = query.where(Case.status == status)
+    if unit_id:
+        query = query.where(Case.unit_id == unit_id)
+    if overdue_on:
+        query = query.where(Case.status.in_((DISPATCHED, *WORKING)), Case.deadline < overdue_on)
+    return list(await session.scalars(query))
+
+
+async def trail(session: AsyncSession, case_id: int) -> list[Event]:
+    """Every event of a case, in order: who did what, when and why."""
+    return list(await session.scalars(
+        select(Event).where(Event.case_id == case_id).order_by(Event.at, Event.id)))

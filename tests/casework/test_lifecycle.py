@@ -217,3 +217,25 @@ async def test_a_deadline_set_at_intake_is_kept_at_dispatch(db):
         (await session.get(Case, case.id)).deadline = date(2026, 12, 4)
     case = await lifecycle.dispatch(db, case.number, "JH-CGJ", actor="disp", now=SUBMITTED)
     assert case.deadline == date(2026, 12, 4)
+
+
+async def test_staff_work_a_case_from_the_command_line(db):
+    from tests.server.test_cli import govchat
+
+    case = await submit(db)
+    n = case.number
+    ok = govchat(db.url, "cases", "dispatch", n, "--unit", "JH-CGJ", "--as", "disp")
+    assert ok.returncode == 0 and f"{n}: dispatched, unit JH-CGJ, deadline 2026-10-13" in ok.stdout
+    refused = govchat(db.url, "cases", "accept", n, "--unit", "JH-ZJJ", "--as", "zjj")
+    assert refused.returncode == 2 and "is with unit JH-CGJ, not JH-ZJJ" in refused.stderr
+    assert govchat(db.url, "cases", "accept", n, "--unit", "JH-CGJ", "--as", "cgj").returncode == 0
+    no_text = govchat(db.url, "cases", "reply", n, "--unit", "JH-CGJ", "--as", "cgj")
+    assert no_text.returncode == 2 and "a reply needs its text" in no_text.stderr
+    assert govchat(db.url, "cases", "reply", n, "--unit", "JH-CGJ", "--text", "已处理。",
+                   "--as", "cgj").returncode == 0
+    listed = govchat(db.url, "cases", "list", "--status", "replied").stdout
+    assert n in listed and "138****5678" in listed and "13812345678" not in listed
+    shown = govchat(db.url, "cases", "show", n).stdout
+    assert "replied (已答复)" in shown and "reply: 已处理。" in shown
+    assert [line.split()[2] for line in shown.splitlines() if line.startswith("  2026")] == [
+        "case_submitted", "case_dispatched", "case_accepted", "case_replied"]
