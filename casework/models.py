@@ -79,6 +79,9 @@ class Case(Base):
     rating: Mapped[int | None] = mapped_column(Integer)                     # 1–5, the latest
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())     # case_due_soon for this deadline
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())    # overdue, flagged for the dispatcher
+    # Where an imported past case came from ("teddycup:24"): a second import skips it
+    # (casework/history.py). None for cases taken in here.
+    external_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class CaseAttachment(Base):
