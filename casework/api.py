@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,3 +166,54 @@ async def unit_name(session: AsyncSession, unit_id: str | None) -> str | None:
 
 async def count_units(session: AsyncSession) -> int:
     return await session.scalar(select(func.count()).select_from(Unit)) or 0
+
+
+# Evidence files: fetched from the channel that received them, a few tries spread over hours
+# (WeChat keeps them 3 days): try n waits FETCH_BACKOFF[n] after the case was submitted.
+FETCH_BACKOFF = [timedelta(0), timedelta(minutes=1), timedelta(minutes=10), timedelta(hours=1),
+                 timedelta(hours=6)]
+FETCH_ATTEMPTS = len(FETCH_BACKOFF)
+
+
+@dataclass(frozen=True)
+class ToFetch:
+    attachment_id: int
+    case_id: int
+    media_id: str
+    kind: str
+    conversation_id: int | None
+    attempts: int
+
+
+async def evidence_to_fetch(session: AsyncSession, now: datetime, limit: int = 10) -> list[ToFetch]:
+    """Image and video evidence with a MediaId whose file is not kept yet and whose next try is
+    due, oldest first."""
+    rows = await session.execute(
+        select(CaseAttachment, Case.conversation_id).join(Case, Case.id == CaseAttachment.case_id)
+        .where(CaseAttachment.media_id.is_not(None), CaseAttachment.stored_path.is_(None),
+               CaseAttachment.fetch_error.is_(None), CaseAttachment.kind.in_(("image", "video")),
+               CaseAttachment.fetch_attempts < FETCH_ATTEMPTS)
+        .order_by(CaseAttachment.id).limit(limit * 5))
+    due = [ToFetch(a.id, a.case_id, a.media_id, a.kind, conv, a.fetch_attempts)
+           for a, conv in rows if a.created_at + FETCH_BACKOFF[a.fetch_attempts] <= now]
+    return due[:limit]
+
+
+async def claim_fetch(session: AsyncSession, item: ToFetch) -> bool:
+    """Count one attempt; False when another worker took this attempt first."""
+    result = await session.execute(update(CaseAttachment).where(
+        CaseAttachment.id == item.attachment_id, CaseAttachment.fetch_attempts == item.attempts,
+        CaseAttachment.stored_path.is_(None)).values(fetch_attempts=item.attempts + 1))
+    return result.rowcount == 1
+
+
+async def evidence_stored(session: AsyncSession, attachment_id: int, *, path: str,
+                          content_type: str, size: int) -> None:
+    await session.execute(update(CaseAttachment).where(CaseAttachment.id == attachment_id).values(
+        stored_path=path, content_type=content_type, size=size, fetch_error=None))
+
+
+async def evidence_lost(session: AsyncSession, attachment_id: int, reason: str) -> None:
+    """The file cannot be had (expired, unknown id): recorded so staff know, not tried again."""
+    await session.execute(update(CaseAttachment).where(CaseAttachment.id == attachment_id)
+                          .values(fetch_error=reason[:200]))

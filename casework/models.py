@@ -97,6 +97,12 @@ class CaseAttachment(Base):
     url: Mapped[str | None] = mapped_column(String(1024))             # PicUrl / link URL
     label: Mapped[str | None] = mapped_column(String(200))            # location label, link title
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # WeChat keeps a MediaId's file 3 days only: the channel fetches it into var/media/.
+    stored_path: Mapped[str | None] = mapped_column(String(300))      # relative to var/media
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None] = mapped_column(Integer)
+    fetch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fetch_error: Mapped[str | None] = mapped_column(String(200))     # why it could not be kept
 
 
 class WorkdayOverride(Base):

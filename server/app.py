@@ -15,6 +15,7 @@ from casework.jobs import job_context as case_jobs
 from casework.routes import router_context, setup_routes as casework_routes
 from channels.webchat import setup_routes as webchat_routes
 from channels.wechat.delivery import worker_context as wechat_delivery
+from channels.wechat.media import fetcher_context as wechat_media
 from channels.wechat.routes import setup_routes as wechat_routes
 from knowledge_base.routes import setup_routes as kb_routes
 from knowledge_base.api import KnowledgeBase
@@ -75,7 +76,8 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024)
     app[CONFIG] = config
     # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
-    app.cleanup_ctx.extend([_database, _knowledge_base, _bot, wechat_delivery, case_jobs])
+    app.cleanup_ctx.extend([_database, _knowledge_base, _bot, wechat_delivery, wechat_media,
+                            case_jobs])
     app.cleanup_ctx.append(router_context)    # after the Q&A base, whose embedder it shares
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)

@@ -13,6 +13,7 @@ import json
 import aiohttp
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+MEDIA_TIMEOUT = aiohttp.ClientTimeout(total=60)
 # The token WeChat was given is no longer valid (expired, replaced by a newer fetch, malformed).
 TOKEN_REJECTED = frozenset({40001, 40014, 42001})
 WINDOW_CLOSED = 45015      # more than 48 hours since the citizen's last message
@@ -63,6 +64,31 @@ class WechatApi:
         return await self._call("GET", "/cgi-bin/get_current_selfmenu_info",
                                 params={"access_token": access_token})
 
+    async def get_media(self, access_token: str, media_id: str, max_bytes: int) -> tuple[bytes, str]:
+        """A temporary media file (临时素材) and its content type. WeChat answers an image with
+        its bytes, a video with JSON naming a `video_url`, an error with JSON."""
+        try:
+            async with self.http.get(self.base_url + "/cgi-bin/media/get", timeout=MEDIA_TIMEOUT,
+                                     params={"access_token": access_token, "media_id": media_id},
+                                     ) as resp:
+                if resp.status != 200:
+                    raise Unreachable(f"HTTP {resp.status}")
+                content_type = resp.content_type
+                body = await _read_capped(resp, max_bytes)
+            if content_type in ("application/json", "text/plain"):
+                answer = json.loads(body)
+                if answer.get("errcode"):
+                    raise ApiError(int(answer["errcode"]), str(answer.get("errmsg", "")))
+                if not answer.get("video_url"):
+                    raise Unreachable("media answer without a file or a video_url")
+                async with self.http.get(answer["video_url"], timeout=MEDIA_TIMEOUT) as resp:
+                    if resp.status != 200:
+                        raise Unreachable(f"video HTTP {resp.status}")
+                    return await _read_capped(resp, max_bytes), resp.content_type
+            return body, content_type
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise Unreachable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
+
     async def _call(self, method: str, path: str, **kwargs) -> dict:
         try:
             async with self.http.request(method, self.base_url + path, timeout=TIMEOUT,
@@ -78,3 +104,18 @@ class WechatApi:
         if errcode != 0:
             raise ApiError(int(errcode), str(body.get("errmsg", "")))
         return body
+
+
+class TooLarge(Exception):
+    """A media file over the size govchat keeps."""
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise TooLarge(f"{resp.content_length} bytes")
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise TooLarge(f"over {max_bytes} bytes")
+    return bytes(body)

@@ -30,6 +30,8 @@ class FakeWechatApi:
     delay: float = 0.0
     menu_bodies: list[str] = field(default_factory=list)    # every menu/create body, as sent
     menus: dict[str, dict] = field(default_factory=dict)    # app id → its accepted menu
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # MediaId → file, type
+    media_calls: int = 0
     _valid: dict[str, str] = field(default_factory=dict)     # app id → its one valid token
 
     def app(self) -> web.Application:
@@ -38,6 +40,7 @@ class FakeWechatApi:
         app.router.add_post("/cgi-bin/message/custom/send", self.send)
         app.router.add_post("/cgi-bin/menu/create", self.create_menu)
         app.router.add_get("/cgi-bin/get_current_selfmenu_info", self.current_menu)
+        app.router.add_get("/cgi-bin/media/get", self.get_media)
         return app
 
     async def token(self, request: web.Request) -> web.Response:
@@ -101,6 +104,21 @@ class FakeWechatApi:
         buttons = [{**b, "sub_button": {"list": b["sub_button"]}} if b.get("sub_button") else b
                    for b in menu["button"]]
         return web.json_response({"is_menu_open": 1, "selfmenu_info": {"button": buttons}})
+
+
+    async def get_media(self, request: web.Request) -> web.Response:
+        """A temporary media file's bytes; 40007 for an id WeChat does not (or no longer) keep."""
+        self.media_calls += 1
+        if self._app_of(request.query.get("access_token", "")) is None:
+            return _error(40001, "invalid credential, access_token is invalid or not latest")
+        if self.http_500:
+            self.http_500 -= 1
+            return web.Response(status=500, text="upstream error")
+        found = self.media.get(request.query.get("media_id", ""))
+        if found is None:
+            return _error(40007, "invalid media_id")
+        body, content_type = found
+        return web.Response(body=body, content_type=content_type)
 
 
 def _menu_errcode(menu: dict) -> int | None:
