@@ -21,7 +21,7 @@ from knowledge_base.routes import setup_routes as kb_routes
 from knowledge_base.api import KnowledgeBase
 from knowledge_base.vectors import progress_logger
 from knowledge_base.settings import load_settings
-from server.appkeys import CONFIG, DB, EXECUTOR, GATEWAY, KB, RASA, SUPERVISOR
+from server.appkeys import CONFIG, DB, EXECUTOR, GATEWAY, KB, RASA, ROUTER, SUPERVISOR
 from server.config import Config
 from server.db import Database
 from server.errors import error_middleware, security_headers
@@ -50,7 +50,8 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     app[RASA] = RasaClient(config.rasa_url, config.rasa_timeout)
     await app[RASA].start()
-    app[EXECUTOR] = make_executor(Services(db=app[DB], kb=app[KB]))
+    app[EXECUTOR] = make_executor(Services(db=app[DB], kb=app[KB], router=app[ROUTER],
+                                           deadline_days=config.case_deadline_days))
     app[GATEWAY] = Gateway(app[DB], app[RASA], max_chars=config.max_message_chars,
                            rate_limit=config.rate_limit_per_minute)
     yield
@@ -76,9 +77,9 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024)
     app[CONFIG] = config
     # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
-    app.cleanup_ctx.extend([_database, _knowledge_base, _bot, wechat_delivery, wechat_media,
-                            case_jobs])
-    app.cleanup_ctx.append(router_context)    # after the Q&A base, whose embedder it shares
+    # The router after the Q&A base, whose embedder it shares, and before the bot's actions.
+    app.cleanup_ctx.extend([_database, _knowledge_base, router_context, _bot, wechat_delivery,
+                            wechat_media, case_jobs])
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)
     server_routes(app)

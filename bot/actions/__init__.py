@@ -5,11 +5,13 @@ events. They get their services through `Services` rather than module globals.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rasa_sdk import Action
 from rasa_sdk.executor import ActionExecutor
 
+from casework.routing import Router
 from knowledge_base.api import KnowledgeBase
 from server.db import Database
 
@@ -18,6 +20,8 @@ from server.db import Database
 class Services:
     db: Database
     kb: KnowledgeBase
+    router: Router | None = None                  # None: every case goes to the dispatcher
+    deadline_days: Mapping[str, int] | None = None   # CASE_DEADLINE_DAYS
 
 
 class ServiceAction(Action):

@@ -18,6 +18,7 @@ from bot import api as bot_api
 from bot import intake
 from bot.actions import ServiceAction, conversation_id, utter
 from casework import api as casework
+from casework.intake import take_case
 from casework.privacy import mask_phone
 from knowledge_base.consult import consult
 from knowledge_base.search import ANSWER, CLARIFY
@@ -299,21 +300,27 @@ class ActionSubmitCase(ServiceAction):
                 media_rows = await bot_api.media_since(session, conv, since)
         latitude, longitude = _location(media_rows, tracker)
         phone, anonymous = contact_of(tracker)
-        submitted = await casework.submit_case(self.services.db, casework.Intake(
+        taken = await take_case(self.services.db, casework.Intake(
             case_type=tracker.get_slot("case_type") or "complaint",
             description=tracker.get_slot("case_description"), conversation_id=conv,
             place=tracker.get_slot("case_place"), occurred=tracker.get_slot("case_time"),
             phone=phone, anonymous=anonymous, latitude=latitude, longitude=longitude,
-            evidence=await evidence_of(self.services.db, tracker)), now=utcnow())
-        case = submitted.case
-        if submitted.linked:
+            evidence=await evidence_of(self.services.db, tracker)),
+            router=self.services.router, now=utcnow(), deadline_days=self.services.deadline_days)
+        case = taken.case
+        if taken.linked:
             utter(dispatcher, "case",
                   f"您在24小时内已提交过相同的{kind_name}（编号 {case.number}），这次的内容已补充到该件中，"
                   "不再重复登记。您可以随时发送这个编号查询进度。",
                   case_no=case.number, source_ref=f"case:{case.number}")
             return _RESET
+        if taken.dispatched:
+            where = f"已转交{taken.unit_name}办理"
+        else:
+            where = f"已转{taken.unit_name or '12345分派中心'}，将尽快派给责任单位办理"
+        due = f"，预计{taken.deadline.month}月{taken.deadline.day}日前答复您" if taken.deadline else ""
         utter(dispatcher, "case",
-              f"您的{kind_name}已受理，编号 {case.number}。我们会尽快转交责任单位办理，"
+              f"您的{kind_name}已受理，编号 {case.number}。{where}{due}。"
               "您可以随时发送这个编号查询进度。",
               case_no=case.number, source_ref=f"case:{case.number}")
         return _RESET
