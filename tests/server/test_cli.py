@@ -53,7 +53,7 @@ async def test_kb_import_rejects_a_bad_file_whole(db, tmp_path):
 
 
 def test_pending_groups_say_they_are_not_built_yet(db_url):
-    result = govchat(db_url, "route")
+    result = govchat(db_url, "report")
     assert result.returncode == 2 and "not built yet" in result.stderr
 
 
