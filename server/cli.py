@@ -532,6 +532,25 @@ def cmd_cases_act(args, config) -> int:
     return 0
 
 
+def cmd_cases_import_history(args, config) -> int:
+    """Past cases from a message board's export: closed cases with their historical times."""
+    from casework import history
+
+    try:
+        summary = _with_db(config, lambda db: history.import_history(
+            db, Path(args.file), case_type=args.type, unit_id=args.unit, source=args.source,
+            strict=args.strict, deadline_days=config.case_deadline_days))
+    except history.HistoryRejected as exc:
+        return _print_rejected("cases import-history", args.file, exc)
+    for problem in summary.rejected:
+        print(f"  rejected {problem}", file=sys.stderr)
+    print(f"{summary.rows} rows in {args.file} ({summary.seconds:.1f} s): {summary.imported} imported, "
+          f"{summary.present} skipped as already present, {len(summary.rejected)} rejected")
+    for reason, n in summary.reasons.most_common():
+        print(f"  {n:>5}  {reason}")
+    return 0
+
+
 def _add_cases_commands(sub) -> None:
     cases = sub.add_parser("cases", help="work complaints and reports (the 12345 loop)")
     cases_sub = cases.add_subparsers(dest="cases_command", required=True)
@@ -552,6 +571,16 @@ def _add_cases_commands(sub) -> None:
         step.add_argument("--text", help="reply: the reply to the citizen")
         step.add_argument("--as", dest="actor", required=True, metavar="USER", help="who acts")
         step.set_defaults(func=cmd_cases_act)
+    history = cases_sub.add_parser("import-history", help="past cases from a .csv or .xlsx (留言编号, "
+                                   "留言主题, 留言时间, 留言详情, 答复意见, 答复时间) as closed cases")
+    history.add_argument("file")
+    history.add_argument("--type", choices=["complaint", "report"], default="complaint")
+    history.add_argument("--unit", help="the unit that replied (default: the dispatcher unit)")
+    history.add_argument("--source", default="teddycup",
+                         help="names the file's origin in each case's external ref (default teddycup)")
+    history.add_argument("--strict", action="store_true",
+                         help="refuse the whole file if any row is bad (default: skip bad rows)")
+    history.set_defaults(func=cmd_cases_import_history)
 
 
 def cmd_wechat_menu(args, config) -> int:
