@@ -66,13 +66,17 @@ class Classifier:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
+        from threadpoolctl import threadpool_limits
+
         self.classes = sorted(set(labels))
-        if self.features in ("use", "combined"):
-            self._use = LogisticRegression(C=self.settings.use_c, max_iter=3000).fit(vectors, labels)
-        if self.features in ("tfidf", "combined"):
-            self._tfidf = make_pipeline(
-                TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
-                LogisticRegression(C=self.settings.tfidf_c, max_iter=3000)).fit(texts, labels)
+        # One BLAS thread: these fits are small, and more threads only fight the embedder's.
+        with threadpool_limits(1):
+            if self.features in ("use", "combined"):
+                self._use = LogisticRegression(C=self.settings.use_c, max_iter=3000).fit(vectors, labels)
+            if self.features in ("tfidf", "combined"):
+                self._tfidf = make_pipeline(
+                    TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
+                    LogisticRegression(C=self.settings.tfidf_c, max_iter=3000)).fit(texts, labels)
         return self
 
     def proba(self, texts: list[str], vectors: np.ndarray | None) -> np.ndarray:

@@ -685,12 +685,12 @@ def cmd_route_classify(args, config) -> int:
 
     async def load(db):
         router = routing.Router(db, config.var_dir / "route")
-        await router.refresh()
+        await router.start()     # the stored model, or one trained now from the stored examples
         return router
 
     router = _with_db(config, load)
     if router.model is None:
-        print("govchat route classify: no routing model yet; train one with govchat route train FILE",
+        print("govchat route classify: no routing examples yet; train with govchat route train FILE",
               file=sys.stderr)
         return 2
     for text in texts:
