@@ -28,10 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from bot.outbox import Outbox
 from casework import events
 from casework.calendar import china_date, load_calendar
-from casework.lifecycle import CASE_CLOSED, closed_text, tell
+from casework.events import CASE_CLOSED, CASE_DUE_SOON, CASE_OVERDUE
+from casework.lifecycle import closed_text, tell
 from casework.models import CLOSED, DISPATCHED, IN_PROGRESS, REOPENED, REPLIED, Case, JobLease
-from server.appkeys import DB
-from server.config import _number
+from server.appkeys import CONFIG, DB
+from server.config import Config
 from server.db import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -39,21 +40,7 @@ log = logging.getLogger(__name__)
 JOB = "case-sweep"
 LEASE = timedelta(minutes=5)
 SYSTEM = "system"                              # the actor of what the job does
-CASE_DUE_SOON = "case_due_soon"                # the deadline is the next working day
-CASE_OVERDUE = "case_overdue"                  # the deadline passed without a reply: to the dispatcher
 WAITING_FOR_UNIT = (DISPATCHED, IN_PROGRESS, REOPENED)
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    interval: float = 60.0        # CASE_JOB_INTERVAL, seconds between runs
-    autoclose_days: int = 3       # CASE_AUTOCLOSE_DAYS, working days a reply waits for a rating
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "JobSettings":
-        env = dict(os.environ if env is None else env)
-        return cls(interval=_number(env, "CASE_JOB_INTERVAL", 60.0, cast=float, minimum=1),
-                   autoclose_days=_number(env, "CASE_AUTOCLOSE_DAYS", 3, minimum=1))
 
 
 @dataclass
@@ -156,19 +143,19 @@ async def sweep(db: Database, now: datetime, autoclose_days: int = 3,
     return done
 
 
-async def _loop(db: Database, settings: JobSettings) -> None:
+async def _loop(db: Database, config: Config) -> None:
     holder = new_holder()
     while True:
         try:
-            await run_once(db, utcnow(), autoclose_days=settings.autoclose_days, holder=holder)
+            await run_once(db, utcnow(), autoclose_days=config.case_autoclose_days, holder=holder)
         except Exception:           # logged; the next run tries again
             log.exception("case job run failed")
-        await asyncio.sleep(settings.interval)
+        await asyncio.sleep(config.case_job_interval)
 
 
 async def job_context(app: web.Application) -> AsyncIterator[None]:
     """The case job runs as long as the app (server/app.py cleanup_ctx)."""
-    task = asyncio.create_task(_loop(app[DB], JobSettings.from_env()), name="case-jobs")
+    task = asyncio.create_task(_loop(app[DB], app[CONFIG]), name="case-jobs")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -21,21 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import Outbox
 from casework import events
+from casework.events import (CASE_ACCEPTED, CASE_CLOSED, CASE_DISPATCHED, CASE_REOPENED,
+                             CASE_REPLIED, CASE_RETURNED, EXTENSION_APPROVED, EXTENSION_REFUSED,
+                             EXTENSION_REQUESTED)
 from casework.calendar import china_date, deadline_for, load_calendar
 from casework.models import (CLOSED, DISPATCHED, IN_PROGRESS, RATED, REOPENED, REPLIED, RETURNED,
                              SUBMITTED, Case, Event, ExtensionRequest, Unit)
 from server.db import Database
 
 # Event names of the lifecycle (reports query by these; rating_given is events.RATING_GIVEN).
-CASE_DISPATCHED = "case_dispatched"
-CASE_ACCEPTED = "case_accepted"
-CASE_RETURNED = "case_returned"
-EXTENSION_REQUESTED = "case_extension_requested"
-EXTENSION_APPROVED = "case_extension_approved"
-EXTENSION_REFUSED = "case_extension_refused"
-CASE_REPLIED = "case_replied"
-CASE_REOPENED = "case_reopened"
-CASE_CLOSED = "case_closed"
 
 RETURN_WINDOW = 2                    # working days after dispatch a unit may return a case
 WORKING = (IN_PROGRESS, REOPENED)    # the unit is working the case: it may extend or reply

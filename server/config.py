@@ -69,6 +69,8 @@ class Config:
     # Working days to reply per case type, from CASE_DEADLINE_DAYS; types not named keep
     # casework.calendar.DEFAULT_DEADLINE_DAYS.
     case_deadline_days: dict[str, int] = field(default_factory=dict)
+    case_autoclose_days: int = 3        # working days a reply waits for a rating before closing
+    case_job_interval: float = 60.0     # seconds between runs of the case job (reminders …)
 
     @property
     def rasa_project(self) -> Path:
@@ -120,6 +122,8 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         kb_refresh_seconds=_number(env, "GOVCHAT_KB_REFRESH", 5.0, cast=float, minimum=0.5),
         **_wechat(env),
         case_deadline_days=_deadline_days(env.get("CASE_DEADLINE_DAYS") or ""),
+        case_autoclose_days=_number(env, "CASE_AUTOCLOSE_DAYS", 3, minimum=1),
+        case_job_interval=_number(env, "CASE_JOB_INTERVAL", 60.0, cast=float, minimum=1),
     )
 
 

@@ -80,6 +80,7 @@ class ActionRate(ServiceAction):
             return None
         try:
             return await lifecycle.rate(self.services.db, case.number, score,
-                                        actor=f"citizen:{conv}", now=utcnow())
+                                        actor=f"citizen:{conv}", now=utcnow(),
+                                        deadline_days=self.services.deadline_days)
         except lifecycle.TransitionRefused:   # rated a moment ago (the same answer twice)
             return None

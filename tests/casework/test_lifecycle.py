@@ -179,7 +179,7 @@ async def test_a_dissatisfied_rating_through_the_bot_reopens_the_case(db):
     tracker = Tracker(str(case.conversation_id), {"rating": None},
                       {"text": "不满意，油烟还是很大", "intent": {"name": "rate"}}, [], False, None, None,
                       "action_listen")
-    await ActionRate(SimpleNamespace(db=db)).run(dispatcher, tracker, {})
+    await ActionRate(SimpleNamespace(db=db, deadline_days=None)).run(dispatcher, tracker, {})
     async with db.session() as session:
         case = await session.get(Case, case.id)
         rating = await session.scalar(select(Event).where(Event.name == "rating_given"))
@@ -204,7 +204,7 @@ async def test_a_rating_without_a_replied_case_stays_on_the_conversation(db):
     dispatcher = CollectingDispatcher()
     tracker = Tracker(str(case.conversation_id), {"rating": None}, {"text": "满意"}, [], False,
                       None, None, "action_listen")
-    await ActionRate(SimpleNamespace(db=db)).run(dispatcher, tracker, {})
+    await ActionRate(SimpleNamespace(db=db, deadline_days=None)).run(dispatcher, tracker, {})
     async with db.session() as session:
         rating = await session.scalar(select(Event).where(Event.name == "rating_given"))
     assert (rating.case_id, rating.conversation_id) == (None, case.conversation_id)
