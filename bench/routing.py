@@ -24,8 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from casework.routing import (SETTINGS_FILE, Directory, Router, Settings, cross_validate,  # noqa: E402
-                              fit_model, load_settings, macro_f1)
+from casework.route_model import (SETTINGS_FILE, Settings, cross_validate, fit_model,  # noqa: E402
+                                  load_settings, macro_f1)
+from casework.routing import Directory, Router  # noqa: E402
 from knowledge_base.embeddings import make_embedder  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "teddycup2020" / "labelled_messages_dev.csv"

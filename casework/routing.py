@@ -11,14 +11,10 @@ unit before a city-wide one; none → the dispatcher.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -26,98 +22,11 @@ import numpy as np
 from sqlalchemy import select
 
 from casework.models import Category, RoutingExample, RoutingKeyword, Unit
+from casework.route_model import (MODEL_FILE, Model, Settings, fit_model, load_model, load_settings,
+                                  save_model)
 from server.db import Database
 
 log = logging.getLogger(__name__)
-SETTINGS_FILE = Path(__file__).resolve().parent / "routing.json"
-MODEL_FILE = "model.joblib"
-
-
-@dataclass(frozen=True)
-class Settings:
-    threshold: float = 0.45        # below this group confidence → the dispatcher
-    features: str = "use"          # "use", "tfidf" or "combined"
-    use_c: float = 20.0            # inverse regularisation of the LR on embeddings
-    tfidf_c: float = 20.0
-    tfidf_weight: float = 0.3      # share of the TF-IDF probabilities in "combined"
-    embedder: str = "use"
-    check_every: float = 3.0       # seconds between looks for a newer model and directory
-
-
-def load_settings(path: Path = SETTINGS_FILE) -> Settings:
-    data = json.loads(path.read_text()) if path.exists() else {}
-    known = Settings.__dataclass_fields__
-    return Settings(**{k: v for k, v in data.items() if k in known})
-
-
-# The classifier ------------------------------------------------------------------------------
-
-class Classifier:
-    """Logistic regression on sentence embeddings and/or char 1–3-gram TF-IDF, probabilities fused."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.features = settings.features
-        self.settings = settings
-        self.classes: list[str] = []
-        self._use = self._tfidf = None
-
-    def fit(self, texts: list[str], labels: list[str], vectors: np.ndarray | None) -> "Classifier":
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-
-        from threadpoolctl import threadpool_limits
-
-        self.classes = sorted(set(labels))
-        # One BLAS thread: these fits are small, and more threads only fight the embedder's.
-        with threadpool_limits(1):
-            if self.features in ("use", "combined"):
-                self._use = LogisticRegression(C=self.settings.use_c, max_iter=3000).fit(vectors, labels)
-            if self.features in ("tfidf", "combined"):
-                self._tfidf = make_pipeline(
-                    TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
-                    LogisticRegression(C=self.settings.tfidf_c, max_iter=3000)).fit(texts, labels)
-        return self
-
-    def proba(self, texts: list[str], vectors: np.ndarray | None) -> np.ndarray:
-        """Rows: texts; columns: `self.classes`."""
-        parts = []
-        if self._use is not None:
-            parts.append((1 - self.settings.tfidf_weight if self._tfidf is not None else 1.0,
-                          self._use.predict_proba(vectors)))
-        if self._tfidf is not None:
-            parts.append((self.settings.tfidf_weight if self._use is not None else 1.0,
-                          self._tfidf.predict_proba(texts)))
-        return sum(w * p for w, p in parts)
-
-    @property
-    def needs_vectors(self) -> bool:
-        return self.features in ("use", "combined")
-
-
-def cross_validate(texts: list[str], labels: list[str], vectors: np.ndarray | None,
-                   settings: Settings, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, list[str]] | None:
-    """Out-of-fold probabilities (and the class order); None when a class has fewer than 2 examples."""
-    from sklearn.model_selection import StratifiedKFold
-
-    labels_arr = np.array(labels)
-    classes = sorted(set(labels))
-    smallest = min(int((labels_arr == c).sum()) for c in classes) if classes else 0
-    folds = min(folds, smallest)
-    if folds < 2 or len(classes) < 2:
-        return None
-    out = np.zeros((len(texts), len(classes)))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels_arr):
-        model = Classifier(settings).fit([texts[i] for i in train], list(labels_arr[train]),
-                                         None if vectors is None else vectors[train])
-        p = model.proba([texts[i] for i in test], None if vectors is None else vectors[test])
-        out[np.ix_(test, [classes.index(c) for c in model.classes])] = p
-    return out, classes
-
-
-def macro_f1(labels: list[str], predicted: list[str]) -> float:
-    from sklearn.metrics import f1_score
-    return float(f1_score(labels, predicted, average="macro"))
 
 
 # Places --------------------------------------------------------------------------------------
@@ -249,79 +158,6 @@ async def load_directory(session) -> Directory:
     return Directory(units, parents, keywords)
 
 
-# The model on disk ---------------------------------------------------------------------------
-
-@dataclass
-class Model:
-    classifier: Classifier          # over the example labels (e.g. 二级分类)
-    stamp: str                      # of the examples it was trained on
-    embedder: str | None            # the embedding backend it needs, None for TF-IDF alone
-    trained_at: str
-    counts: dict[str, int]
-    cv_macro_f1: float | None = None
-    groups: Classifier | None = None    # over their first-level classes, when labels are deeper
-    cv_group_macro_f1: float | None = None
-
-
-def examples_stamp(rows: list[tuple[str, str]]) -> str:
-    digest = hashlib.sha256()
-    for text, category in sorted(rows):
-        digest.update(f"{category}\t{text}\n".encode())
-    return f"{len(rows)}:{digest.hexdigest()[:16]}"
-
-
-def save_model(model: Model, directory: Path) -> Path:
-    """Written beside and renamed into place, so a reader never sees half a file."""
-    import joblib
-
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / MODEL_FILE
-    tmp = directory / f".{MODEL_FILE}.{os.getpid()}.tmp"
-    joblib.dump(model, tmp)
-    os.replace(tmp, target)
-    return target
-
-
-def load_model(directory: Path) -> Model | None:
-    import joblib
-
-    path = directory / MODEL_FILE
-    return joblib.load(path) if path.exists() else None
-
-
-def _cv_f1(texts, labels, vectors, settings) -> float | None:
-    oof = cross_validate(texts, labels, vectors, settings)
-    if oof is None:
-        return None
-    proba, classes = oof
-    return macro_f1(labels, [classes[i] for i in proba.argmax(1)])
-
-
-def fit_model(rows: list[tuple[str, str]], embed: Callable | None, settings: Settings,
-              cv: bool = True, group_of: Callable[[str], str] = lambda c: c) -> Model:
-    """Train on (text, category) rows; with `cv`, also the 5-fold cross-validated macro-F1.
-
-    When the labels lie below the first level of the category tree (`group_of`), a second
-    classifier learns their first-level classes: its probability is the confidence the
-    dispatcher threshold applies to (calibrated on first-level classes), spread over fewer,
-    larger classes.
-    """
-    texts = [t for t, _ in rows]
-    labels = [c for _, c in rows]
-    if len(set(labels)) < 2:
-        raise ValueError("routing needs examples of at least two categories")
-    vectors = embed(texts) if settings.features != "tfidf" else None
-    groups = [group_of(c) for c in labels]
-    deeper = groups != labels and len(set(groups)) >= 2
-    counts = {c: labels.count(c) for c in sorted(set(labels))}
-    return Model(Classifier(settings).fit(texts, labels, vectors), examples_stamp(rows),
-                 settings.embedder if settings.features != "tfidf" else None,
-                 datetime.now(timezone.utc).isoformat(timespec="seconds"), counts,
-                 _cv_f1(texts, labels, vectors, settings) if cv else None,
-                 Classifier(settings).fit(texts, groups, vectors) if deeper else None,
-                 _cv_f1(texts, groups, vectors, settings) if cv and deeper else None)
-
-
 async def example_rows(session) -> list[tuple[str, str]]:
     return [(e.text, e.category) for e in await session.scalars(select(RoutingExample).order_by(RoutingExample.id))]
 
@@ -391,7 +227,12 @@ class Router:
             return False
         if mtime == self._model_mtime:
             return False
-        self.model, self._model_mtime = load_model(self.model_dir), mtime
+        try:
+            model = load_model(self.model_dir)
+        except Exception:   # damaged or from an incompatible version: retrain rather than stop
+            log.exception("could not read the routing model %s", path)
+            return False
+        self.model, self._model_mtime = model, mtime
         if self.model.embedder:
             self.embedder(self.model.embedder)      # load it now, not at the first message
         log.info("routing model loaded: %s examples, trained %s", self.model.stamp, self.model.trained_at)
@@ -410,11 +251,18 @@ class Router:
             async with self._db.session() as session:
                 rows = await example_rows(session)
             if len({c for _, c in rows}) >= 2:
-                await train(self, rows, cv=False)
+                try:
+                    await train(self, rows, cv=False)
+                except Exception:   # serve without a model (rules and dispatcher) rather than not at all
+                    log.exception("could not train the routing model from %d stored examples", len(rows))
 
     async def route(self, text: str, district: str | None = None) -> Route:
         if self._db is not None and time.monotonic() - self._checked >= self.check_every:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:   # the database may be away a moment: route with what is loaded
+                log.exception("could not refresh the routing directory or model")
+                self._checked = time.monotonic()
         return await asyncio.get_running_loop().run_in_executor(None, self.classify, text, district)
 
     # The decision ---------------------------------------------------------------------------
