@@ -9,6 +9,8 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -233,6 +235,65 @@ async def test_a_wechat_citizen_consults_complains_with_a_photo_and_follows_the_
 
     progress = await say(MsgType="text", Content=f"查一下{case_no}的进度")
     assert case_no in progress and "已受理" in progress
+
+
+def staff(service, *args: str) -> str:
+    """A staff member working a case from the command line, on the service's database."""
+    result = subprocess.run([str(Path(sys.executable).parent / "govchat"), "cases", *args],
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, DATABASE_URL=service.database_url,
+                                     GOVCHAT_VAR_DIR=str(service.var_dir)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+async def test_the_12345_loop_from_complaint_to_rating(service, http, database):
+    """Submitted with a correction → routed with a deadline → returned as misrouted →
+    reassigned → accepted → replied → the citizen sees the reply on the chat and rates it."""
+    chat = citizen(http, service)
+    await chat.send("我要投诉小区门口的路灯坏了一个多月，晚上走路很危险")
+    await chat.send("海宁县硖川街道")
+    await chat.send("一个多月了")
+    await chat.send("13900001111")
+    await chat.send("修改地点")
+    await chat.send("南湖区月河街道幸福小区北门")
+    done = (await chat.send("是"))["replies"][-1]
+    case_no = done["case_no"]
+    assert "预计" in done["text"] and "答复" in done["text"]
+    async with database.session() as session:
+        case = await session.scalar(select(Case).where(Case.number == case_no))
+    assert case.address == "南湖区月河街道幸福小区北门" and case.deadline is not None
+    if case.status == "submitted":           # routing was unsure: the dispatcher dispatches
+        staff(service, "dispatch", case_no, "--unit", "NH-GOV", "--as", "dispatcher1")
+        first = "NH-GOV"
+    else:
+        first = case.unit_id
+    other = "JH-JSJ" if first != "JH-JSJ" else "JH-ZFJ"
+
+    staff(service, "return", case_no, "--unit", first, "--reason", "路灯属市政设施，不归本单位",
+          "--as", "handler-a")
+    staff(service, "dispatch", case_no, "--unit", other, "--reason", "市政设施归住建局",
+          "--as", "dispatcher1")
+    staff(service, "accept", case_no, "--unit", other, "--as", "handler-b")
+    staff(service, "reply", case_no, "--unit", other, "--text", "路灯已于今日修复，感谢您的反映。",
+          "--as", "handler-b")
+
+    async with http.get(service.url + "/api/chat/updates", params={"sender": chat.sender}) as resp:
+        updates = (await resp.json())["messages"]
+    assert any("路灯已于今日修复" in m["text"] for m in updates)
+    assert "评价" in updates[-1]["text"]
+    thanks = await chat.send("非常满意")
+    assert "感谢" in thanks["replies"][-1]["text"]
+    async with database.session() as session:
+        case = await session.scalar(select(Case).where(Case.number == case_no))
+        trail = [e.name for e in await session.scalars(
+            select(Event).where(Event.case_id == case.id).order_by(Event.id))]
+    assert (case.status, case.unit_id, case.rating) == ("rated", other, 5)
+    assert trail[-5:] == ["case_returned", "case_dispatched", "case_accepted", "case_replied",
+                          "rating_given"]
+    # The citizen sees the reply when asking for progress, too.
+    progress = (await chat.send(f"查询{case_no}"))["replies"][0]["text"]
+    assert "路灯已于今日修复" in progress
 
 
 async def test_handoff_silences_the_bot(service, http, database):
