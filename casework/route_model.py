@@ -27,6 +27,7 @@ class Settings:
     tfidf_c: float = 20.0
     tfidf_weight: float = 0.3      # share of the TF-IDF probabilities in "combined"
     embedder: str = "use"
+    keyword_boost: float = 0.3     # added to the probability of a matching keyword rule's class
     check_every: float = 3.0       # seconds between looks for a newer model and directory
 
 

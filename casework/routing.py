@@ -292,7 +292,20 @@ class Router:
             return d.unit_for(category, district, street)
 
         rule = d.keyword_rule(text)
-        if rule:
+        if rule and best:
+            # A rule adds `keyword_boost` to its class's probability (measured better than
+            # deciding: docs/routing.md); a confident classifier can still overrule it.
+            keyword, ruled = rule
+            boosted = dict(groups)
+            boosted[d.group(ruled)] = boosted.get(d.group(ruled), 0.0) + self.settings.keyword_boost
+            total = sum(boosted.values())
+            leaf = {g: c for (c, _), (g, _) in zip(best, groups)}
+            leaf[d.group(ruled)] = ruled
+            best = [(leaf[g], boosted[g] / total) for g in sorted(boosted, key=lambda g: -boosted[g])]
+            category, confidence = best[0]
+            reason = (f"分类模型加关键词规则（含“{keyword}”→{ruled}）：{category}"
+                      f"（{d.group(category)}，置信度{confidence:.2f}）")
+        elif rule:      # no model yet: the rule is all there is
             keyword, category = rule
             confidence, reason = 1.0, f"关键词规则：含“{keyword}”→{category}"
         elif best:

@@ -84,10 +84,15 @@ def test_place_detection_ignores_residential_compounds():
 
 def test_a_keyword_rule_overrides_the_classifier(router):
     text = "学校门口的小卖部卖三无辣条给学生吃"
+    assert router.classify(text).category == "义务教育"
     router.directory = demo_directory(keywords=[("三无", "食品安全")])
     route = router.classify(text)
-    assert (route.category, route.unit_id, route.confidence) == ("食品安全", "JH-SJJ", 1.0)
-    assert "三无" in route.reason
+    assert (route.category, route.unit_id) == ("食品安全", "JH-SJJ")
+    assert "含“三无”→食品安全" in route.reason and route.alternatives[0][0] == "义务教育"
+    # Without a model the rule alone decides.
+    router.model = None
+    route = router.classify(text)
+    assert (route.category, route.confidence) == ("食品安全", 1.0)
 
 
 def test_a_vague_message_goes_to_the_dispatcher_with_alternatives(router):
@@ -150,7 +155,7 @@ async def test_classify_file_prints_one_json_line_per_message(db, tmp_path, monk
     assert await govchat(monkeypatch, db, tmp_path, "route", "classify", "--file", str(messages)) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [x["unit_id"] for x in lines] == ["JH-RSJ", "JH-ZFJ"]
-    assert lines[1]["confidence"] == 1.0 and lines[1]["category"] == "餐饮油烟"
+    assert lines[1]["category"] == "餐饮油烟" and "含“油烟”→餐饮油烟" in lines[1]["reason"]
 
 
 async def test_bad_files_are_refused_with_the_row_and_nothing_is_stored(db, tmp_path, monkeypatch, capsys):
