@@ -1,8 +1,9 @@
 """Routing a complaint or report: its text (and district) → category, responsible unit, confidence.
 
-How it decides (docs/routing.md): an enabled keyword rule an admin wrote decides the category;
-otherwise a classifier trained on routing examples (logistic regression over sentence
-embeddings, optionally fused with character n-gram TF-IDF) does. Below the calibrated
+How it decides (docs/routing.md): a classifier trained on routing examples (logistic
+regression over sentence embeddings, optionally fused with character n-gram TF-IDF) gives
+first-level class probabilities; an enabled keyword rule an admin wrote adds to its class's
+(and decides alone while no model is trained). Below the calibrated
 confidence (routing.json, `bench/routing.py --write`) the case goes to the dispatcher, with the
 guess and alternatives shown. The unit is the most specific one handling the category (or one
 of its ancestors in the category tree) in the district: deepest in the unit tree, a district
@@ -231,6 +232,7 @@ class Router:
             model = load_model(self.model_dir)
         except Exception:   # damaged or from an incompatible version: retrain rather than stop
             log.exception("could not read the routing model %s", path)
+            self._model_mtime = mtime       # said once, not at every check
             return False
         self.model, self._model_mtime = model, mtime
         if self.model.embedder:
