@@ -172,3 +172,20 @@ async def test_bad_files_are_refused_with_the_row_and_nothing_is_stored(db, tmp_
     assert "row 3: the category is empty" in capsys.readouterr().err
     async with db.session() as session:
         assert await casework.count_units(session) == 0 and await training.count_examples(session) == 0
+
+
+async def test_units_and_categories_import_from_xlsx(db, tmp_path, monkeypatch, capsys):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    with open(DEMO / "units.csv", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            workbook.active.append(row)
+    workbook.save(tmp_path / "units.xlsx")
+    assert await govchat(monkeypatch, db, tmp_path, "units", "import", str(tmp_path / "units.xlsx")) == 0
+    assert await govchat(monkeypatch, db, tmp_path, "categories", "import", str(DEMO / "categories.csv")) == 0
+    assert "Imported 32 units." in capsys.readouterr().out
+    async with db.session() as session:
+        directory = await routing.load_directory(session)
+    assert directory.dispatcher == "DISPATCH" and directory.group("餐饮油烟") == "环境保护"
+    assert directory.unit_for("拖欠工资", "海宁县") == "HN-GOV"
