@@ -148,11 +148,15 @@ def load_model(directory: Path) -> Model | None:
 
 
 def _cv_f1(texts, labels, vectors, settings) -> float | None:
-    oof = cross_validate(texts, labels, vectors, settings)
+    """Cross-validated macro-F1 over the classes with at least 2 examples (a class with one
+    cannot be both trained on and tested); None when fewer than 2 such classes."""
+    keep = [i for i, c in enumerate(labels) if labels.count(c) >= 2]
+    oof = cross_validate([texts[i] for i in keep], [labels[i] for i in keep],
+                         None if vectors is None else vectors[keep], settings)
     if oof is None:
         return None
     proba, classes = oof
-    return macro_f1(labels, [classes[i] for i in proba.argmax(1)])
+    return macro_f1([labels[i] for i in keep], [classes[i] for i in proba.argmax(1)])
 
 
 def fit_model(rows: list[tuple[str, str]], embed: Callable | None, settings: Settings,

@@ -654,17 +654,22 @@ def cmd_route_train(args, config) -> int:
     async def run(session):
         await training.replace_examples(session, rows)
         every = await routing.example_rows(session)
+        tree = await routing.load_directory(session)     # labels below the first level: their class
         # Trained before the transaction commits: a failure leaves the old examples in place.
         return await asyncio.get_running_loop().run_in_executor(
-            None, routing.fit_model, every, router.embed, router.settings, True)
+            None, routing.fit_model, every, router.embed, router.settings, True, tree.group)
 
     model = _with_session(config, run)
     routing.save_model(model, router.model_dir)
     print(f"Imported {len(rows)} examples; trained on {sum(model.counts.values())}:")
     for category, n in sorted(model.counts.items(), key=lambda x: -x[1]):
         print(f"  {category:<12} {n:>5}")
-    f1 = "n/a (a category has fewer than 2 examples)" if model.cv_macro_f1 is None else f"{model.cv_macro_f1:.3f}"
-    print(f"5-fold cross-validated macro-F1: {f1}")
+    f1 = "n/a (too few examples)" if model.cv_macro_f1 is None else f"{model.cv_macro_f1:.3f}"
+    single = sum(1 for n in model.counts.values() if n < 2)
+    print(f"5-fold cross-validated macro-F1: {f1}"
+          + (f" (the {single} categories with a single example left out of it)" if single else ""))
+    if model.cv_group_macro_f1 is not None:
+        print(f"5-fold cross-validated macro-F1 of their first-level classes: {model.cv_group_macro_f1:.3f}")
     print(f"Model written to {router.model_dir / routing.MODEL_FILE}; running servers load it within seconds.")
     return 0
 
