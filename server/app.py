@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from admin.auth import admin_middleware
+from admin.routes import setup_routes as admin_routes
 from bot.actions import Services, make_executor
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
@@ -74,7 +76,9 @@ async def _rasa_process(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[security_headers, error_middleware], client_max_size=1024 * 1024)
+    # admin_middleware guards everything under /admin (session, CSRF, role) before any handler.
+    app = web.Application(middlewares=[security_headers, error_middleware, admin_middleware],
+                          client_max_size=1024 * 1024)
     app[CONFIG] = config
     # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
     # The router after the Q&A base, whose embedder it shares, and before the bot's actions.
@@ -88,4 +92,5 @@ def create_app(config: Config) -> web.Application:
     wechat_routes(app)
     kb_routes(app)
     casework_routes(app)
+    admin_routes(app)
     return app

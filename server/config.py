@@ -71,6 +71,10 @@ class Config:
     case_deadline_days: dict[str, int] = field(default_factory=dict)
     case_autoclose_days: int = 3        # working days a reply waits for a rating before closing
     case_job_interval: float = 60.0     # seconds between runs of the case job (reminders …)
+    # Staff consoles (admin/auth.py): a session unused this long is over; X-Forwarded-Proto is
+    # believed (for the cookie's Secure flag) only behind a proxy we were told about.
+    staff_idle_minutes: int = 30
+    trust_proxy: bool = False
 
     @property
     def rasa_project(self) -> Path:
@@ -124,6 +128,8 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         case_deadline_days=_deadline_days(env.get("CASE_DEADLINE_DAYS") or ""),
         case_autoclose_days=_number(env, "CASE_AUTOCLOSE_DAYS", 3, minimum=1),
         case_job_interval=_number(env, "CASE_JOB_INTERVAL", 60.0, cast=float, minimum=1),
+        staff_idle_minutes=_number(env, "GOVCHAT_STAFF_IDLE_MINUTES", 30, minimum=1),
+        trust_proxy=env.get("GOVCHAT_TRUST_PROXY", "0") in ("1", "true", "yes"),
     )
 
 
