@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,7 +58,9 @@ class Classifier:
 
         self.classes = sorted(set(labels))
         # One BLAS thread: these fits are small, and more threads only fight the embedder's.
-        with threadpool_limits(1):
+        # Many categories with few examples each are normal here, not a regression problem.
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The number of unique classes is greater")
             if self.features in ("use", "combined"):
                 self._use = LogisticRegression(C=self.settings.use_c, max_iter=3000).fit(vectors, labels)
             if self.features in ("tfidf", "combined"):
