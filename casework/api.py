@@ -159,6 +159,12 @@ async def find_case(session: AsyncSession, number: str,
     return case
 
 
+async def cases_of(session: AsyncSession, conversation_id: int, limit: int = 5) -> list[Case]:
+    """The cases this conversation submitted, newest first."""
+    return list(await session.scalars(select(Case).where(Case.conversation_id == conversation_id)
+                                      .order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)))
+
+
 async def unit_name(session: AsyncSession, unit_id: str | None) -> str | None:
     unit = await session.get(Unit, unit_id) if unit_id else None
     return unit.name if unit else None

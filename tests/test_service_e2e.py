@@ -294,6 +294,12 @@ async def test_the_12345_loop_from_complaint_to_rating(service, http, database):
     # The citizen sees the reply when asking for progress, too.
     progress = (await chat.send(f"查询{case_no}"))["replies"][0]["text"]
     assert "路灯已于今日修复" in progress
+    # Without a number (the menu's 查询进度): the citizen's own cases are listed.
+    listing = (await chat.send("查进度"))["replies"][0]["text"]
+    assert case_no in listing and "已评价" in listing
+    # Another citizen cannot see it, even with the number.
+    stranger = await citizen(http, service).send(f"查询{case_no}")
+    assert "没有找到" in stranger["replies"][0]["text"]
 
 
 async def test_handoff_silences_the_bot(service, http, database):

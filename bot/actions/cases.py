@@ -335,8 +335,7 @@ class ActionQueryCase(ServiceAction):
     async def run(self, dispatcher, tracker: Tracker, domain):
         number = next(tracker.get_latest_entity_values("case_number"), None)
         if not number:
-            utter(dispatcher, "info", "请发送您的办件编号（格式如 ZJ20261126-0007），我来帮您查询进度。")
-            return []
+            return await self._list(dispatcher, tracker)
         async with self.services.db.session() as session:
             try:
                 case = await casework.find_case(session, number, conversation_id(tracker))
@@ -357,3 +356,20 @@ class ActionQueryCase(ServiceAction):
             lines.append(f"答复意见：{case.reply_text}")
         utter(dispatcher, "info", "\n".join(lines), case_no=case.number)
         return [SlotSet("case_number", None)]
+
+    async def _list(self, dispatcher, tracker: Tracker):
+        """No number given ("查进度", the menu): the citizen's own cases, or how to ask."""
+        conv = conversation_id(tracker)
+        mine = []
+        if conv is not None:
+            async with self.services.db.session() as session:
+                mine = await casework.cases_of(session, conv)
+        if not mine:
+            utter(dispatcher, "info", "您在这里还没有提交过投诉或举报。如有办件编号（格式如 ZJ20261126-0007），"
+                                      "请发送编号，我来帮您查询进度。")
+            return []
+        lines = [f"{c.number}（{casework.CASE_TYPE_NAMES[c.case_type]}，"
+                 f"{casework.STATUS_NAMES.get(c.status, c.status)}）" for c in mine]
+        utter(dispatcher, "info", "您最近提交的办件：\n" + "\n".join(lines) +
+              "\n发送编号可查看详情和答复。")
+        return []
