@@ -30,19 +30,19 @@ async def route(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return web.json_response({"error": "The body must be JSON: {\"text\": ..., \"district\": ...}."},
+        return web.json_response({"error": "请求格式不正确：应为 JSON，如 {\"text\": \"…\", \"district\": \"南湖区\"}。"},
                                  status=400)
     if not isinstance(body, dict):
-        return web.json_response({"error": "The body must be a JSON object with a text."}, status=400)
+        return web.json_response({"error": "请求格式不正确：应为含 text 的 JSON 对象。"}, status=400)
     text = body.get("text")
     district = body.get("district")
     if not isinstance(text, str) or not text.strip():
-        return web.json_response({"error": "The text to route is missing."}, status=400)
+        return web.json_response({"error": "缺少要分派的内容（text）。"}, status=400)
     if len(text) > MAX_TEXT:
-        return web.json_response({"error": f"The text is {len(text)} characters; at most {MAX_TEXT}."},
+        return web.json_response({"error": f"内容太长（{len(text)}字），最多{MAX_TEXT}字。"},
                                  status=400)
     if district is not None and (not isinstance(district, str) or len(district) > MAX_DISTRICT):
-        return web.json_response({"error": f"district must be a text of at most {MAX_DISTRICT} characters."},
+        return web.json_response({"error": f"district 应为不超过{MAX_DISTRICT}字的文字。"},
                                  status=400)
     result = await request.app[ROUTER].route(text.strip(), district)
     return web.json_response(result.as_json(), dumps=lambda o: json.dumps(o, ensure_ascii=False))
