@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import Outbox
@@ -47,8 +47,13 @@ class TransitionRefused(Exception):
 
 
 async def _case(session: AsyncSession, number: str) -> Case:
-    case = await session.scalar(select(Case).where(Case.number == number.strip().upper())
-                                .with_for_update())
+    number = number.strip().upper()
+    # Take the row's write lock before reading it. On PostgreSQL FOR UPDATE would do; SQLite has
+    # no row locks, and a transaction that read first and then writes fails (its snapshot is
+    # stale) when another transition committed in between. A no-op UPDATE as the first
+    # statement queues the two transitions instead, on both backends.
+    await session.execute(update(Case).where(Case.number == number).values(number=Case.number))
+    case = await session.scalar(select(Case).where(Case.number == number))
     if case is None:
         raise TransitionRefused(f"there is no case {number}")
     return case

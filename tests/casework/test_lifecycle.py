@@ -1,4 +1,5 @@
 """The 12345 closed loop as a dispatcher, a unit handler and a citizen see it."""
+import asyncio
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -239,3 +240,17 @@ async def test_staff_work_a_case_from_the_command_line(db):
     assert "replied (已答复)" in shown and "reply: 已处理。" in shown
     assert [line.split()[2] for line in shown.splitlines() if line.startswith("  2026")] == [
         "case_submitted", "case_dispatched", "case_accepted", "case_replied"]
+
+
+async def test_two_staff_acting_on_one_case_at_once_are_queued_not_failed(db):
+    """Accept and return clicked at the same moment: one wins, the other is refused in words."""
+    case = await submit(db)
+    await lifecycle.dispatch(db, case.number, "JH-ZJJ", actor="d1", now=SUBMITTED)
+    later = SUBMITTED + timedelta(hours=1)
+    results = await asyncio.gather(
+        lifecycle.accept(db, case.number, unit_id="JH-ZJJ", actor="h1", now=later),
+        lifecycle.accept(db, case.number, unit_id="JH-ZJJ", actor="h2", now=later),
+        return_exceptions=True)
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], TransitionRefused), results
+    assert [name for name, _ in await trail(db, case)].count("case_accepted") == 1
