@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timezone
 from pathlib import Path
 
 from server.db import CHINA
-from server.tables import TableError, kind_of, read_records
+from server.tables import TableError, cell_text, kind_of, read_records
 
 COLUMNS = ("id", "question", "similar_questions", "answer", "category", "unit")
 OPTIONAL_COLUMNS = ("tags", "valid_from", "valid_to", "notice_until")
@@ -82,20 +82,14 @@ def _kind(path: Path) -> str:
 # Reading ------------------------------------------------------------------------------------
 
 def _text(value, column: str) -> str:
-    """A cell as the text the user typed: Excel stores 101 as a number and dates as dates."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    """A cell as the text the user typed; dates as the Q&A file format writes them."""
     if isinstance(value, datetime):
         if column != "notice_until" and value.time() == time(0):
             return value.date().isoformat()
         return value.isoformat(timespec="minutes" if value.second == 0 else "seconds")
     if isinstance(value, (date, time)):
         return value.isoformat()
-    return str(value).strip()
+    return cell_text(value)
 
 
 def _letter(index: int) -> str:
