@@ -107,6 +107,42 @@ def cmd_users_add(args, config) -> int:
     return 0
 
 
+def cmd_users_set_active(args, config) -> int:
+    """`users deactivate NAME` (ends every session at once) and `users activate NAME`."""
+    from admin.api import AccountError, find_user, set_active
+
+    active = args.users_command == "activate"
+
+    async def change(session) -> None:
+        user = await find_user(session, args.username)
+        if user is None:
+            raise AccountError(f"no account named {args.username!r}")
+        await set_active(session, user, active, actor="cli")
+
+    try:
+        _with_session(config, change)
+    except AccountError as exc:
+        print(f"govchat users {args.users_command}: {exc}", file=sys.stderr)
+        return 2
+    print(f"Account {args.username!r} is {'active' if active else 'deactivated; its sessions ended'}.")
+    return 0
+
+
+def cmd_users_list(args, config) -> int:
+    from admin.api import last_logins, list_users
+
+    async def load(session):
+        return await list_users(session), await last_logins(session)
+
+    users, logins = _with_session(config, load)
+    print(f"{'username':<20}  {'role':<12}  {'unit':<12}  {'active':<6}  last login (UTC)")
+    for u in users:
+        last = logins.get(u.username)
+        print(f"{u.username:<20}  {u.role:<12}  {u.unit_id or '-':<12}  {'yes' if u.active else 'no':<6}  "
+              f"{last.strftime('%Y-%m-%d %H:%M') if last else '-'}")
+    return 0
+
+
 def cmd_kb_import(args, config) -> int:
     from admin.api import audit
     from knowledge_base import api as kb
@@ -808,6 +844,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of generating one")
     add.set_defaults(func=cmd_users_add)
+    for name, text in (("deactivate", "deactivate an account and end its sessions at once"),
+                       ("activate", "reactivate an account")):
+        toggle = users_sub.add_parser(name, help=text)
+        toggle.add_argument("username")
+        toggle.set_defaults(func=cmd_users_set_active)
+    users_sub.add_parser("list", help="every account: role, unit, active, last login") \
+        .set_defaults(func=cmd_users_list)
 
     kb = sub.add_parser("kb", help="the Q&A base")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)

@@ -1,0 +1,80 @@
+"""The consoles in a real browser: sign in, the role's nav, and deactivation felt on the next click."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.admin.conftest import PASSWORD, add_user, console_app
+from tests.conftest import free_port
+from tests.e2e import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+@pytest.fixture
+async def site(db):
+    async with TestServer(console_app(db), host="127.0.0.1", port=free_port()) as server:
+        yield str(server.make_url("/")).rstrip("/")
+
+
+async def sign_in(page, site: str, username: str) -> None:
+    await page.goto(site + "/admin/")
+    assert "/admin/login" in page.url
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(site + "/admin/")
+
+
+async def test_a_deactivated_account_is_signed_out_on_its_next_click(site, db):
+    from playwright.async_api import async_playwright
+
+    await add_user(db, "boss", "admin", display_name="王主任")
+    await add_user(db, "li.na", "agent", display_name="李娜")
+    problems = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            admin = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            staff = await (await browser.new_context(viewport={"width": 820, "height": 1180})).new_page()
+            for page in (admin, staff):
+                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(str(e)))
+
+            await sign_in(admin, site, "boss")
+            assert await admin.locator(".user-name").inner_text() == "王主任"
+            assert await admin.locator(".user-role").inner_text() == "管理员"
+            assert await admin.locator('.nav a[data-route="admin-users"]').count() == 1
+            assert "即将上线" in await admin.locator('.nav [data-route="staff-inbox"]').inner_text()
+
+            await sign_in(staff, site, "li.na")
+            assert await staff.locator(".user-role").inner_text() == "客服"
+            assert await staff.locator('.nav [data-route="admin-users"]').count() == 0
+            assert await staff.locator('.nav [data-route="dispatch-desk"]').count() == 0
+            assert await staff.locator('.nav [data-route="staff-inbox"]').count() == 1
+
+            # The admin deactivates li.na, confirming the question admin.js asks.
+            await admin.click('.nav a[data-route="admin-users"]')
+            admin.once("dialog", lambda dialog: dialog.accept())
+            await admin.click('tr[data-username="li.na"] button.danger')
+            await admin.locator(".flash", has_text="账号 li.na 已停用").wait_for(timeout=5000)
+
+            # li.na's open page: the next click lands on the login page, with the reason.
+            await staff.click('.nav a[data-route="admin-password"]')
+            await staff.wait_for_url("**/admin/login?m=expired")
+            assert await staff.locator("#login-notice").inner_text() == "登录已失效，请重新登录"
+            await staff.fill("input[name=username]", "li.na")
+            await staff.fill("input[name=password]", PASSWORD)
+            await staff.click("button[type=submit]")
+            assert await staff.locator("#login-error").inner_text() == "您的账号已停用，请联系管理员"
+
+            # Logging out is a POST that carries the CSRF token from the page.
+            await admin.click(".logout button")
+            await admin.wait_for_url("**/admin/login?m=logout")
+        finally:
+            await browser.close()
+    # The strict CSP refused nothing: no inline script or style slipped into a page.
+    assert [p for p in problems if "401" not in p] == []
