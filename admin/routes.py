@@ -13,6 +13,7 @@ from admin import api
 from admin.auth import (LOGIN_NOTICES, LoginRefused, clear_session_cookie, end_other_sessions,
                         flash, log_in, log_out, render, safe_next, set_session_cookie,
                         setup_templates)
+from admin.case_pages import setup_case_pages
 from admin.models import ROLES, User
 from admin.permissions import NAV, may_open
 from casework.api import unit_name
@@ -187,3 +188,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/admin/users/{user_id}/activate", activate, name="admin-user-activate")
     r.add_post("/admin/users/{user_id}/reset-password", reset_password, name="admin-user-reset")
     r.add_static("/admin/static/", STATIC_DIR, name="admin-static")
+    setup_case_pages(app)

@@ -1,0 +1,419 @@
+"""The case desks: 本单位办件 (a unit's cases, each case's page and its actions) and 分派中心.
+
+Every case route loads the case, then `require_unit(request, case.unit_id)` before anything is
+shown or done: a unit handler reaches only their unit's cases, also by URL. Actions call
+casework.lifecycle with the signed-in user as actor; a refusal shows the page again with the
+reason and nothing changed, a success redirects (POST-redirect-GET) with a flash. Each change and
+each view of a full phone number writes an audit row (admin.api.audit, art. 27).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
+
+from admin import api
+from admin.auth import flash, render
+from admin.permissions import allow, require_unit
+from casework import lifecycle
+from casework.api import CASE_TYPE_NAMES, STATUS_NAMES, CaseNotFound, attachments, find_case
+from casework.calendar import WorkCalendar, china_date, load_calendar
+from casework.events import CASE_RETURNED
+from casework.models import (DISPATCHED, IN_PROGRESS, RATED, REOPENED, REPLIED, RETURNED, SUBMITTED,
+                             Case, Category, Event, ExtensionRequest, Unit)
+from casework.privacy import mask_phone, mask_text
+from casework.route_model import load_settings
+from server.appkeys import CONFIG, DB, ROUTER
+from server.db import utcnow
+
+PAGE_SIZE = 50
+SHORT = 60                                   # characters of a description in a list
+OPEN = (SUBMITTED, DISPATCHED, RETURNED, IN_PROGRESS, REOPENED)   # not replied yet: a deadline runs
+CASE_ROLES = ("unit_handler", "dispatcher", "admin")
+DESK_ROLES = ("dispatcher", "admin")
+EVENT_NAMES = {
+    "case_submitted": "受理", "case_linked": "群众重复提交（已并入本件）", "case_dispatched": "派单",
+    "case_accepted": "签收", "case_returned": "退回（非本单位职责）",
+    "case_extension_requested": "申请延期", "case_extension_approved": "批准延期",
+    "case_extension_refused": "不予延期", "case_replied": "答复", "case_reopened": "重新办理",
+    "case_closed": "办结", "case_due_soon": "临期提醒", "case_overdue": "超期督办",
+    "rating_given": "群众评价", "reply_delivered": "答复已送达", "delivery_failed": "答复未送达",
+}
+ATTACHMENT_KINDS = {"image": "图片", "video": "视频", "link": "链接", "location": "位置"}
+
+
+class Refused(Exception):
+    """A form the page cannot act on, in Chinese for the staff."""
+
+
+# ---------------------------------------------------------------- loading and presenting
+
+async def _load_case(request: web.Request, session) -> Case:
+    """The case of the URL, 404 when unknown, 403 when it is another unit's — before anything."""
+    try:
+        case = await find_case(session, request.match_info["number"])
+    except CaseNotFound:
+        raise web.HTTPNotFound(text="没有这个办件") from None
+    require_unit(request, case.unit_id)
+    return case
+
+
+def urgency(case: Case, today: date, calendar: WorkCalendar) -> str:
+    """"overdue" (red), "due-soon" (amber: due within 1 working day) or "" for a case."""
+    if case.status not in OPEN or case.deadline is None:
+        return ""
+    if today > case.deadline:
+        return "overdue"
+    return "due-soon" if calendar.workdays_between(today, case.deadline) <= 1 else ""
+
+
+def shorten(text: str, limit: int = SHORT) -> str:
+    text = mask_text(" ".join(text.split()))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _row(case: Case, category: str | None, unit: str | None, today, calendar) -> dict:
+    return {"number": case.number, "type": CASE_TYPE_NAMES.get(case.case_type, case.case_type),
+            "category": category or "—", "unit": unit or case.unit_id or "—",
+            "created_at": case.created_at, "deadline": case.deadline,
+            "status": STATUS_NAMES.get(case.status, case.status), "status_code": case.status,
+            "urgency": urgency(case, today, calendar), "summary": shorten(case.description),
+            "confidence": case.route_confidence}
+
+
+def _case_query():
+    """Cases with their category's and unit's names."""
+    return (select(Case, Category.name, Unit.name)
+            .outerjoin(Category, Category.id == Case.category_id)
+            .outerjoin(Unit, Unit.id == Case.unit_id))
+
+
+async def _rows(session, query) -> list[dict]:
+    calendar, today = await load_calendar(session), china_date(utcnow())
+    return [_row(case, category, unit, today, calendar)
+            for case, category, unit in await session.execute(query)]
+
+
+async def _units(session) -> list[Unit]:
+    return list(await session.scalars(select(Unit).order_by(Unit.id)))
+
+
+# ---------------------------------------------------------------- 本单位办件
+
+async def unit_cases(request: web.Request) -> web.Response:
+    user, q = request["user"], request.query
+    status = q.get("status", "") if q.get("status", "") in STATUS_NAMES else ""
+    overdue = q.get("overdue") == "1"
+    unit_id = user.unit_id if user.role == "unit_handler" else q.get("unit", "").strip() or None
+    try:
+        page = max(1, int(q.get("page", "1")))
+    except ValueError:
+        page = 1
+    async with request.app[DB].session() as session:
+        today = china_date(utcnow())
+        filters = []
+        if user.role == "unit_handler":
+            filters.append(Case.unit_id == (user.unit_id or ""))
+        elif unit_id:
+            filters.append(Case.unit_id == unit_id)
+        if status:
+            filters.append(Case.status == status)
+        if overdue:
+            filters += [Case.status.in_(OPEN), Case.deadline < today]
+        total = await session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
+        # Most urgent first: cases still open by deadline, then the rest newest first.
+        done = Case.status.notin_(OPEN)
+        query = (_case_query().where(*filters)
+                 .order_by(done, Case.deadline.is_(None), Case.deadline, Case.created_at.desc(),
+                           Case.id.desc())
+                 .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
+        rows = await _rows(session, query)
+        units = [] if user.role == "unit_handler" else await _units(session)
+        own_unit = await session.get(Unit, user.unit_id) if user.unit_id else None
+    pages = max(1, -(-total // PAGE_SIZE))
+    base = request.app.router["unit-cases"].url_for()
+    kept = {k: v for k, v in {"status": status, "overdue": "1" if overdue else "",
+                              "unit": "" if user.role == "unit_handler" else unit_id or ""}.items() if v}
+    return await render(request, "cases_list.html", {
+        "rows": rows, "total": total, "page": page, "pages": pages, "units": units,
+        "prev_url": str(base.with_query({**kept, "page": page - 1})) if page > 1 else None,
+        "next_url": str(base.with_query({**kept, "page": page + 1})) if page < pages else None,
+        "statuses": STATUS_NAMES, "filters": {"status": status, "overdue": overdue,
+                                              "unit": unit_id or ""},
+        "own_unit": own_unit.name if own_unit else None})
+
+
+# ---------------------------------------------------------------- one case
+
+def _actions(user, case: Case, pending: ExtensionRequest | None) -> set[str]:
+    """Which forms this role sees on this case now (the lifecycle still has the last word)."""
+    own = user.role == "unit_handler" and user.unit_id == case.unit_id
+    allowed = set()
+    if own and case.status == DISPATCHED:
+        allowed.add("accept")
+    if own and case.status in (DISPATCHED, IN_PROGRESS):
+        allowed.add("return")
+    if own and case.status in lifecycle.WORKING:
+        allowed |= {"reply"} | ({"extend"} if pending is None else set())
+    if (own or user.role == "dispatcher") and case.status in (REPLIED, RATED):
+        allowed.add("close")
+    if user.role in DESK_ROLES and case.status in (SUBMITTED, RETURNED):
+        allowed.add("reassign")
+    if user.role in DESK_ROLES and pending is not None:
+        allowed.add("decide")
+    if user.role in ("dispatcher", "unit_handler") and case.phone and not case.anonymous:
+        allowed.add("unmask")
+    return allowed
+
+
+def _what(event: Event) -> str:
+    detail = event.detail or {}
+    parts = [EVENT_NAMES.get(event.name, event.name)]
+    if detail.get("unit_id") and event.name == "case_dispatched":
+        parts.append(f"至 {detail['unit_id']}")
+    if detail.get("days"):
+        parts.append(f"{detail['days']}个工作日")
+    if detail.get("deadline"):
+        parts.append(f"期限 {detail['deadline']}")
+    if detail.get("score"):
+        parts.append(f"评分 {detail['score']}")
+    return "，".join(parts)
+
+
+async def _detail(request: web.Request, *, status: int = 200, error: str | None = None,
+                  form: dict | None = None, full_phone: str | None = None) -> web.Response:
+    user = request["user"]
+    async with request.app[DB].session() as session:
+        case = await _load_case(request, session)
+        category = await session.get(Category, case.category_id) if case.category_id else None
+        unit = await session.get(Unit, case.unit_id) if case.unit_id else None
+        files = await attachments(session, case.id)
+        trail = await lifecycle.trail(session, case.id)
+        pending = await session.scalar(select(ExtensionRequest).where(
+            ExtensionRequest.case_id == case.id, ExtensionRequest.status == lifecycle.PENDING))
+        calendar = await load_calendar(session)
+        units = await _units(session) if user.role in DESK_ROLES else []
+    events = [{"at": e.at, "actor": e.actor or "系统", "what": _what(e),
+               "reason": mask_text(str((e.detail or {}).get("reason") or ""))} for e in trail]
+    return await render(request, "cases_detail.html", {
+        "case": case, "type": CASE_TYPE_NAMES.get(case.case_type, case.case_type),
+        "status_name": STATUS_NAMES.get(case.status, case.status),
+        "urgency": urgency(case, china_date(utcnow()), calendar),
+        "category": category.name if category else "—", "unit": unit.name if unit else "—",
+        "description": mask_text(case.description),
+        "reply_text": mask_text(case.reply_text) if case.reply_text else None,
+        "phone": None if case.anonymous else (full_phone or mask_phone(case.phone)),
+        "unmasked": full_phone is not None, "evidence": files, "kinds": ATTACHMENT_KINDS,
+        "events": events, "pending": pending, "actions": _actions(user, case, pending),
+        "units": units, "error": error, "form": form or {}}, status=status)
+
+
+async def case_detail(request: web.Request) -> web.Response:
+    return await _detail(request)
+
+
+async def evidence(request: web.Request) -> web.StreamResponse:
+    """A kept evidence file, after the case's unit is checked; never a path outside var/media."""
+    async with request.app[DB].session() as session:
+        case = await _load_case(request, session)
+        try:
+            wanted = int(request.match_info["id"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        found = [a for a in await attachments(session, case.id) if a.id == wanted]
+    if not found or not found[0].stored_path:
+        raise web.HTTPNotFound(text="文件未保存")
+    # channels/wechat/media.py keeps files under <var_dir>/media.
+    root = (request.app[CONFIG].var_dir / "media").resolve()
+    path = (root / found[0].stored_path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise web.HTTPNotFound(text="文件已丢失")
+    kind = found[0].content_type or ""
+    response = web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff"})
+    if kind.startswith(("image/", "video/")):
+        response.content_type = kind
+    else:
+        response.content_type = "application/octet-stream"
+        response.headers["Content-Disposition"] = "attachment"
+    return response
+
+
+async def unmask(request: web.Request) -> web.Response:
+    """显示完整号码: the contact number in full, once, for this response; audited (art. 27)."""
+    user = request["user"]
+    async with request.app[DB].session() as session, session.begin():
+        case = await _load_case(request, session)
+        if case.anonymous or not case.phone:
+            raise web.HTTPForbidden(reason="anonymous")
+        api.audit(session, user.username, "case.unmask", case.number, field="phone",
+                  unit_id=case.unit_id)
+        phone = case.phone
+    return await _detail(request, full_phone=phone)
+
+
+# ---------------------------------------------------------------- actions
+
+@dataclass(frozen=True)
+class Action:
+    audit: str
+    done: str                                # the flash after success
+
+
+ACTIONS = {
+    "accept": Action("case.accept", "已签收"),
+    "return": Action("case.return", "已退回分派中心"),
+    "extend": Action("case.extension_request", "延期申请已提交，等待分派中心审批"),
+    "reply": Action("case.reply", "答复已发送给群众"),
+    "close": Action("case.close", "已办结"),
+    "reassign": Action("case.dispatch", "已派单"),
+    "approve": Action("case.extension_approve", "已批准延期"),
+    "refuse": Action("case.extension_refuse", "已不予延期"),
+}
+
+
+def _text(form, name: str, missing: str | None = None, limit: int = 4000) -> str:
+    value = str(form.get(name, "")).strip()[:limit]
+    if missing and not value:
+        raise Refused(missing)
+    return value
+
+
+async def _do(name: str, request: web.Request, number: str, form) -> dict:
+    """Run one lifecycle step; returns what the audit row should add."""
+    db, user, now = request.app[DB], request["user"], utcnow()
+    mine = {"unit_id": user.unit_id, "actor": user.username, "now": now}
+    if name == "accept":
+        await lifecycle.accept(db, number, **mine)
+    elif name == "return":
+        reason = _text(form, "reason", "请填写退回理由")
+        await lifecycle.return_misrouted(db, number, reason=reason, **mine)
+        return {"reason": reason}
+    elif name == "extend":
+        try:
+            days = int(str(form.get("days", "")))
+        except ValueError:
+            raise Refused("请填写延期天数（工作日）") from None
+        reason = _text(form, "reason", "请填写延期理由")
+        await lifecycle.request_extension(db, number, days=days, reason=reason, **mine)
+        return {"days": days, "reason": reason}
+    elif name == "reply":
+        await lifecycle.reply(db, number, text=_text(form, "text", "请填写答复内容"), **mine)
+    elif name == "close":
+        await lifecycle.close(db, number, actor=user.username, now=now)
+    elif name == "reassign":
+        unit_id, reason = _text(form, "unit_id", "请选择承办单位"), _text(form, "reason") or None
+        await lifecycle.dispatch(db, number, unit_id, actor=user.username, now=now, reason=reason)
+        return {"unit_id": unit_id, "reason": reason}
+    elif name == "approve":
+        reason = _text(form, "reason") or None
+        await lifecycle.approve_extension(db, number, actor=user.username, now=now, reason=reason)
+        return {"reason": reason}
+    elif name == "refuse":
+        reason = _text(form, "reason", "请填写不予延期的理由")
+        await lifecycle.refuse_extension(db, number, actor=user.username, now=now, reason=reason)
+        return {"reason": reason}
+    return {}
+
+
+def _action_handler(name: str):
+    async def handler(request: web.Request) -> web.Response:
+        form = await request.post()
+        async with request.app[DB].session() as session:
+            case = await _load_case(request, session)          # 403 before anything is done
+            number, before = case.number, case.status
+        back = str(form.get("back", ""))
+        try:
+            detail = await _do(name, request, number, form)
+        except (Refused, lifecycle.TransitionRefused) as exc:
+            message = str(exc) if isinstance(exc, Refused) else f"操作未完成：{exc.reason}"
+            if back == "dispatch":
+                await flash(request, f"{number} {message}")
+                raise web.HTTPSeeOther(str(request.app.router["dispatch-desk"].url_for()))
+            return await _detail(request, status=400 if isinstance(exc, Refused) else 409,
+                                 error=message,
+                                 form={k: str(v) for k, v in form.items() if k != "_csrf"})
+        user = request["user"]
+        async with request.app[DB].session() as session, session.begin():
+            after = await find_case(session, number)
+            api.audit(session, user.username, ACTIONS[name].audit, number,
+                      before={"status": before}, after={"status": after.status}, **detail)
+        await flash(request, f"{number} {ACTIONS[name].done}")
+        router = request.app.router
+        if back == "dispatch":
+            raise web.HTTPSeeOther(str(router["dispatch-desk"].url_for()))
+        if user.role == "unit_handler" and after.unit_id != user.unit_id:      # returned: not ours now
+            raise web.HTTPSeeOther(str(router["unit-cases"].url_for()))
+        raise web.HTTPSeeOther(str(router["case-detail"].url_for(number=number)))
+    handler.__name__ = f"case_{name}"
+    return handler
+
+
+# ---------------------------------------------------------------- 分派中心
+
+async def dispatch_desk(request: web.Request) -> web.Response:
+    router = request.app.get(ROUTER)
+    threshold = (router.settings if router is not None else load_settings()).threshold
+    low = Case.route_confidence < threshold
+    async with request.app[DB].session() as session:
+        queues = {
+            "submitted": await _rows(session, _case_query().where(
+                Case.status == SUBMITTED, Case.route_confidence.is_(None) | ~low)
+                .order_by(Case.created_at)),
+            "low": await _rows(session, _case_query().where(
+                Case.status.in_((SUBMITTED, DISPATCHED)), low).order_by(Case.created_at)),
+            "escalated": await _rows(session, _case_query().where(
+                Case.escalated_at.is_not(None), Case.status.in_(OPEN)).order_by(Case.deadline)),
+        }
+        returned = await _rows(session, _case_query().where(Case.status == RETURNED)
+                               .order_by(Case.created_at))
+        for row in returned:
+            last = await session.scalar(
+                select(Event.detail).join(Case, Case.id == Event.case_id)
+                .where(Case.number == row["number"], Event.name == CASE_RETURNED)
+                .order_by(Event.at.desc(), Event.id.desc()).limit(1)) or {}
+            row["returned_by"] = last.get("unit_id")
+            row["return_reason"] = mask_text(last.get("reason") or "")
+        queues["returned"] = returned
+        requested = aliased(Case)
+        pending = []
+        for request_row, case in await session.execute(
+                select(ExtensionRequest, requested).join(requested, requested.id == ExtensionRequest.case_id)
+                .where(ExtensionRequest.status == lifecycle.PENDING).order_by(ExtensionRequest.requested_at)):
+            pending.append({"number": case.number, "unit": case.unit_id, "days": request_row.days,
+                            "reason": mask_text(request_row.reason), "by": request_row.requested_by,
+                            "at": request_row.requested_at, "deadline": case.deadline})
+        units = [u for u in await _units(session) if not u.is_dispatcher]
+    return await render(request, "cases_dispatch.html", {
+        "queues": queues, "pending": pending, "units": units, "threshold": threshold})
+
+
+# ---------------------------------------------------------------- routes and their rules
+
+def _route(action: str) -> str:
+    """The route name of an action ("case-send-back" for return: aiohttp refuses Python keywords)."""
+    return "case-send-back" if action == "return" else f"case-{action}"
+
+
+def setup_case_pages(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/admin/cases", unit_cases, name="unit-cases")
+    r.add_get("/admin/cases/{number}", case_detail, name="case-detail")
+    r.add_get("/admin/cases/{number}/evidence/{id}", evidence, name="case-evidence")
+    r.add_post("/admin/cases/{number}/unmask", unmask, name="case-unmask")
+    for name in ACTIONS:
+        r.add_post(f"/admin/cases/{{number}}/{name}", _action_handler(name), name=_route(name))
+    r.add_get("/admin/dispatch", dispatch_desk, name="dispatch-desk")
+    allow("unit-cases", *CASE_ROLES)
+    allow("case-detail", *CASE_ROLES)
+    allow("case-evidence", *CASE_ROLES)
+    allow("case-unmask", "dispatcher", "unit_handler")
+    for name in ("accept", "return", "extend", "reply"):      # the unit's own steps
+        allow(_route(name), "unit_handler")
+    allow(_route("close"), "unit_handler", "dispatcher")
+    for name in ("reassign", "approve", "refuse"):           # the dispatcher's decisions
+        allow(_route(name), *DESK_ROLES)
+    allow("dispatch-desk", *DESK_ROLES)
+
