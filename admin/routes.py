@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from admin import api
+from admin import api, inbox_pages
 from admin.auth import (LOGIN_NOTICES, LoginRefused, clear_session_cookie, end_other_sessions,
                         flash, log_in, log_out, render, safe_next, set_session_cookie,
                         setup_templates)
@@ -188,4 +188,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/admin/users/{user_id}/activate", activate, name="admin-user-activate")
     r.add_post("/admin/users/{user_id}/reset-password", reset_password, name="admin-user-reset")
     r.add_static("/admin/static/", STATIC_DIR, name="admin-static")
+    inbox_pages.setup_routes(app)        # the staff hand-off inbox (会话接管)
     setup_case_pages(app)

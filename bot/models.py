@@ -29,6 +29,9 @@ class Conversation(Base):
     handoff_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The staff member answering it (one at a time, claimed in bot/handoff.py), and since when.
+    assigned_to: Mapped[str | None] = mapped_column(String(64))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # Inbound message status: persisted first as RECEIVED, then settled exactly once.
@@ -60,4 +63,17 @@ class Message(Base):
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
     in_reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ConversationNote(Base):
+    """Staff's internal note on a conversation: read by colleagues, never sent to the citizen."""
+
+    __tablename__ = "conversation_notes"
+    __table_args__ = (Index("ix_conversation_notes_conversation", "conversation_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -129,6 +129,18 @@ async def replies_to(db: Database, account: str, external_id: str) -> list[LateR
         return [LateReply(*row) for row in rows]
 
 
+async def delivery_states(db: Database,
+                          message_ids: Iterable[int]) -> dict[int, tuple[str, str | None]]:
+    """For the staff inbox: message id → (delivery status, last error) of those queued here."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    async with db.session() as session:
+        rows = await session.execute(select(Delivery.message_id, Delivery.status,
+                                            Delivery.last_error).where(Delivery.message_id.in_(ids)))
+        return {message_id: (status, error) for message_id, status, error in rows}
+
+
 class Undeliverable(Exception):
     """The reply cannot reach the citizen; the message is the reason staff will read."""
 

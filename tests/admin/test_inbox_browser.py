@@ -1,0 +1,102 @@
+"""The staff inbox in a real browser: an agent claims a handed-off web chat and replies, the
+citizen's page shows the reply, and a citizen's markup stays text with nothing executed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from bot import api as bot_api
+from bot.models import Conversation
+from server.app import create_app
+from server.config import Config
+from tests.admin.conftest import PASSWORD, add_user
+from tests.conftest import free_port
+from tests.e2e import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+PAYLOAD = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+REPLY = "您好，我是人工客服李娜，请带身份证到社保中心补办。"
+
+
+@pytest.fixture
+async def site(db, tmp_path):
+    async def webhook(request):
+        return web.json_response([{"text": "您好，我是智能助手。"}])
+
+    rasa = web.Application()
+    rasa.router.add_post("/webhooks/rest/webhook", webhook)
+    async with TestServer(rasa, host="127.0.0.1") as fake_rasa:
+        config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
+                        rasa_url=str(fake_rasa.make_url("/")).rstrip("/"))
+        async with TestServer(create_app(config), host="127.0.0.1", port=free_port()) as server:
+            yield str(server.make_url("/")).rstrip("/")
+
+
+async def send(page, text: str) -> None:
+    await page.fill("#chat-input", text)
+    await page.click("#chat-send")
+
+
+async def test_an_agent_claims_and_replies_and_the_citizen_sees_it(site, db):
+    from playwright.async_api import async_playwright
+
+    await add_user(db, "li.na", "agent", display_name="李娜")
+    problems, dialogs = [], []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            agent = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            citizen = await (await browser.new_context(viewport={"width": 390, "height": 800})).new_page()
+            for page in (agent, citizen):
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            agent.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+
+            # The agent signs in and opens the (empty) inbox.
+            await agent.goto(site + "/admin/inbox")
+            await agent.fill("input[name=username]", "li.na")
+            await agent.fill("input[name=password]", PASSWORD)
+            await agent.click("button[type=submit]")
+            await agent.wait_for_url(site + "/admin/inbox")
+            assert await agent.locator("#inbox-list tr[data-id]").count() == 0
+
+            # The citizen chats, is handed to staff, and writes something that looks like markup.
+            await citizen.goto(site + "/")
+            await send(citizen, "你好")
+            await citizen.locator("#chat-log", has_text="您好，我是智能助手。").wait_for(timeout=10000)
+            async with db.session() as session:
+                conv_id = await session.scalar(select(Conversation.id))
+            assert await bot_api.request_handoff(db, conv_id, bot_api.CITIZEN_REQUEST)
+            await send(citizen, PAYLOAD)
+
+            # The list refreshes by itself and shows the markup as text.
+            row = agent.locator(f'#inbox-list tr[data-id="{conv_id}"]')
+            await row.wait_for(timeout=8000)
+            assert (await row.locator(".last").inner_text()).startswith("群众：" + PAYLOAD[:40])
+            await row.locator(".last a").click()
+            await agent.wait_for_url(f"**/admin/inbox/{conv_id}")
+            citizen_texts = await agent.locator(".msg-citizen .text").all_inner_texts()
+            assert citizen_texts == ["你好", PAYLOAD]
+            assert await agent.locator("#history img").count() == 0
+
+            await agent.click("#claim")
+            await agent.locator(".flash", has_text="已接管该会话").wait_for(timeout=5000)
+            await agent.click(".canned-phrase >> nth=0")
+            assert (await agent.input_value("#reply-text")).startswith("您好，我是人工客服")
+            await agent.fill("#reply-text", REPLY)
+            await agent.click("#send-reply")
+            await agent.locator(".flash", has_text="回复已发送").wait_for(timeout=5000)
+            assert await agent.locator(".msg-staff .text").inner_text() == REPLY
+
+            # The citizen's page picks the reply up from /api/chat/updates.
+            await citizen.locator("#chat-log", has_text=REPLY).wait_for(timeout=15000)
+        finally:
+            await browser.close()
+    assert dialogs == []
+    assert problems == []
