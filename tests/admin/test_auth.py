@@ -262,3 +262,14 @@ async def test_after_login_only_console_pages_are_followed(client, db):
         resp = await client.post("/admin/login", allow_redirects=False, data={
             "username": "li.na", "password": PASSWORD, "next": target})
         assert resp.headers["Location"] == landing, target
+
+
+async def test_a_post_from_another_site_is_refused_even_at_login(client, db):
+    await add_user(db, "li.na")
+    form = {"username": "li.na", "password": PASSWORD}
+    resp = await client.post("/admin/login", data=form, headers={"Origin": "https://evil.example"},
+                             allow_redirects=False)
+    assert resp.status == 403 and await sessions_of(db, "li.na") == []
+    own = f"http://{client.host}:{client.port}"
+    resp = await client.post("/admin/login", data=form, headers={"Origin": own}, allow_redirects=False)
+    assert resp.status == 303
