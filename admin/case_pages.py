@@ -8,12 +8,10 @@ each view of a full phone number writes an audit row (admin.api.audit, art. 27).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
 
 from admin import api
 from admin.auth import flash, render
@@ -97,8 +95,10 @@ async def _rows(session, query) -> list[dict]:
             for case, category, unit in await session.execute(query)]
 
 
-async def _units(session) -> list[Unit]:
-    return list(await session.scalars(select(Unit).order_by(Unit.id)))
+async def _units(session, *, handling: bool = False) -> list[Unit]:
+    """The directory's units; `handling`: those a case can be dispatched to (not the centre)."""
+    query = select(Unit).order_by(Unit.id)
+    return list(await session.scalars(query.where(~Unit.is_dispatcher) if handling else query))
 
 
 # ---------------------------------------------------------------- 本单位办件
@@ -108,10 +108,7 @@ async def unit_cases(request: web.Request) -> web.Response:
     status = q.get("status", "") if q.get("status", "") in STATUS_NAMES else ""
     overdue = q.get("overdue") == "1"
     unit_id = user.unit_id if user.role == "unit_handler" else q.get("unit", "").strip() or None
-    try:
-        page = max(1, int(q.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = max(1, int(q["page"])) if q.get("page", "").isdigit() else 1
     async with request.app[DB].session() as session:
         today = china_date(utcnow())
         filters = []
@@ -150,37 +147,26 @@ async def unit_cases(request: web.Request) -> web.Response:
 
 def _actions(user, case: Case, pending: ExtensionRequest | None) -> set[str]:
     """Which forms this role sees on this case now (the lifecycle still has the last word)."""
-    own = user.role == "unit_handler" and user.unit_id == case.unit_id
-    allowed = set()
-    if own and case.status == DISPATCHED:
-        allowed.add("accept")
-    if own and case.status in (DISPATCHED, IN_PROGRESS):
-        allowed.add("return")
-    if own and case.status in lifecycle.WORKING:
-        allowed |= {"reply"} | ({"extend"} if pending is None else set())
-    if (own or user.role == "dispatcher") and case.status in (REPLIED, RATED):
-        allowed.add("close")
-    if user.role in DESK_ROLES and case.status in (SUBMITTED, RETURNED):
-        allowed.add("reassign")
-    if user.role in DESK_ROLES and pending is not None:
-        allowed.add("decide")
-    if user.role in ("dispatcher", "unit_handler") and case.phone and not case.anonymous:
-        allowed.add("unmask")
-    return allowed
+    own, desk = user.role == "unit_handler" and user.unit_id == case.unit_id, user.role in DESK_ROLES
+    shown = {"accept": own and case.status == DISPATCHED,
+             "return": own and case.status in (DISPATCHED, IN_PROGRESS),
+             "reply": own and case.status in lifecycle.WORKING,
+             "extend": own and case.status in lifecycle.WORKING and pending is None,
+             "close": (own or user.role == "dispatcher") and case.status in (REPLIED, RATED),
+             "reassign": desk and case.status in (SUBMITTED, RETURNED),
+             "decide": desk and pending is not None,
+             "unmask": (user.role in ("dispatcher", "unit_handler") and bool(case.phone)
+                        and not case.anonymous)}
+    return {name for name, ok in shown.items() if ok}
 
 
 def _what(event: Event) -> str:
+    """"派单，至 JH-ZJJ，期限 2026-12-17": the event's name and the details staff ask about."""
     detail = event.detail or {}
-    parts = [EVENT_NAMES.get(event.name, event.name)]
-    if detail.get("unit_id") and event.name == "case_dispatched":
-        parts.append(f"至 {detail['unit_id']}")
-    if detail.get("days"):
-        parts.append(f"{detail['days']}个工作日")
-    if detail.get("deadline"):
-        parts.append(f"期限 {detail['deadline']}")
-    if detail.get("score"):
-        parts.append(f"评分 {detail['score']}")
-    return "，".join(parts)
+    shown = [f.format(detail[key]) for key, f in (("unit_id", "至 {}"), ("days", "{}个工作日"),
+                                                  ("deadline", "期限 {}"), ("score", "评分 {}"))
+             if detail.get(key) and (key != "unit_id" or event.name == "case_dispatched")]
+    return "，".join([EVENT_NAMES.get(event.name, event.name), *shown])
 
 
 async def _detail(request: web.Request, *, status: int = 200, error: str | None = None,
@@ -195,7 +181,7 @@ async def _detail(request: web.Request, *, status: int = 200, error: str | None 
         pending = await session.scalar(select(ExtensionRequest).where(
             ExtensionRequest.case_id == case.id, ExtensionRequest.status == lifecycle.PENDING))
         calendar = await load_calendar(session)
-        units = await _units(session) if user.role in DESK_ROLES else []
+        units = await _units(session, handling=True) if user.role in DESK_ROLES else []
     events = [{"at": e.at, "actor": e.actor or "系统", "what": _what(e),
                "reason": mask_text(str((e.detail or {}).get("reason") or ""))} for e in trail]
     return await render(request, "cases_detail.html", {
@@ -256,21 +242,16 @@ async def unmask(request: web.Request) -> web.Response:
 
 # ---------------------------------------------------------------- actions
 
-@dataclass(frozen=True)
-class Action:
-    audit: str
-    done: str                                # the flash after success
-
-
+# Each action: its audit row's action and the flash after success.
 ACTIONS = {
-    "accept": Action("case.accept", "已签收"),
-    "return": Action("case.return", "已退回分派中心"),
-    "extend": Action("case.extension_request", "延期申请已提交，等待分派中心审批"),
-    "reply": Action("case.reply", "答复已发送给群众"),
-    "close": Action("case.close", "已办结"),
-    "reassign": Action("case.dispatch", "已派单"),
-    "approve": Action("case.extension_approve", "已批准延期"),
-    "refuse": Action("case.extension_refuse", "已不予延期"),
+    "accept": ("case.accept", "已签收"),
+    "return": ("case.return", "已退回分派中心"),
+    "extend": ("case.extension_request", "延期申请已提交，等待分派中心审批"),
+    "reply": ("case.reply", "答复已发送给群众"),
+    "close": ("case.close", "已办结"),
+    "reassign": ("case.dispatch", "已派单"),
+    "approve": ("case.extension_approve", "已批准延期"),
+    "refuse": ("case.extension_refuse", "已不予延期"),
 }
 
 
@@ -338,9 +319,9 @@ def _action_handler(name: str):
         user = request["user"]
         async with request.app[DB].session() as session, session.begin():
             after = await find_case(session, number)
-            api.audit(session, user.username, ACTIONS[name].audit, number,
+            api.audit(session, user.username, ACTIONS[name][0], number,
                       before={"status": before}, after={"status": after.status}, **detail)
-        await flash(request, f"{number} {ACTIONS[name].done}")
+        await flash(request, f"{number} {ACTIONS[name][1]}")
         router = request.app.router
         if back == "dispatch":
             raise web.HTTPSeeOther(str(router["dispatch-desk"].url_for()))
@@ -377,15 +358,14 @@ async def dispatch_desk(request: web.Request) -> web.Response:
             row["returned_by"] = last.get("unit_id")
             row["return_reason"] = mask_text(last.get("reason") or "")
         queues["returned"] = returned
-        requested = aliased(Case)
-        pending = []
-        for request_row, case in await session.execute(
-                select(ExtensionRequest, requested).join(requested, requested.id == ExtensionRequest.case_id)
-                .where(ExtensionRequest.status == lifecycle.PENDING).order_by(ExtensionRequest.requested_at)):
-            pending.append({"number": case.number, "unit": case.unit_id, "days": request_row.days,
-                            "reason": mask_text(request_row.reason), "by": request_row.requested_by,
-                            "at": request_row.requested_at, "deadline": case.deadline})
-        units = [u for u in await _units(session) if not u.is_dispatcher]
+        pending = [{"number": case.number, "unit": case.unit_id, "days": asked.days,
+                    "reason": mask_text(asked.reason), "by": asked.requested_by,
+                    "at": asked.requested_at, "deadline": case.deadline}
+                   for asked, case in await session.execute(
+                       select(ExtensionRequest, Case).join(Case, Case.id == ExtensionRequest.case_id)
+                       .where(ExtensionRequest.status == lifecycle.PENDING)
+                       .order_by(ExtensionRequest.requested_at))]
+        units = await _units(session, handling=True)
     return await render(request, "cases_dispatch.html", {
         "queues": queues, "pending": pending, "units": units, "threshold": threshold})
 
