@@ -170,6 +170,8 @@ async def start_session(session, user: User, request: web.Request, now: datetime
     old = request.cookies.get(COOKIE)
     if old:
         await session.execute(delete(StaffSession).where(StaffSession.id == hash_token(old)))
+    # Sessions past their lifetime are swept here, so the table never outgrows a day of logins.
+    await session.execute(delete(StaffSession).where(StaffSession.expires_at < now))
     token = secrets.token_urlsafe(32)
     session.add(StaffSession(
         id=hash_token(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),

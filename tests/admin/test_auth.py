@@ -180,6 +180,14 @@ async def test_a_session_ends_after_12_hours_however_busy(make_client, db):
     assert await sessions_of(db, "li.na") == []
 
 
+async def test_a_login_sweeps_away_sessions_past_their_lifetime(make_client, db):
+    await signed_in(make_client, db, "li.na")           # a browser never seen again
+    async with db.session() as session, session.begin():
+        await session.execute(update(StaffSession).values(expires_at=utcnow() - timedelta(hours=1)))
+    await signed_in(make_client, db, "wang")
+    assert await sessions_of(db, "li.na") == [] and len(await sessions_of(db, "wang")) == 1
+
+
 async def test_a_recent_session_is_kept_alive_by_use(make_client, db):
     client, _ = await signed_in(make_client, db, "li.na")
     async with db.session() as session, session.begin():
