@@ -14,6 +14,7 @@ from admin.auth import (LOGIN_NOTICES, LoginRefused, clear_session_cookie, end_o
                         flash, log_in, log_out, render, safe_next, set_session_cookie,
                         setup_templates)
 from admin.case_pages import setup_case_pages
+from admin.kb_pages import setup_kb_pages
 from admin.models import ROLES, User
 from admin.permissions import NAV, may_open
 from casework.api import unit_name
@@ -190,3 +191,4 @@ def setup_routes(app: web.Application) -> None:
     r.add_static("/admin/static/", STATIC_DIR, name="admin-static")
     inbox_pages.setup_routes(app)        # the staff hand-off inbox (会话接管)
     setup_case_pages(app)
+    setup_kb_pages(app)                  # Q&A curation (问答库, 问答审核)
