@@ -179,7 +179,7 @@ async def import_history(db: Database, path: Path | str, *, case_type: str = "co
             try:
                 unit_id = (await dispatcher_unit(session)).id
             except TransitionRefused as exc:
-                raise HistoryRejected([f"{exc.reason}, or give --unit"]) from None
+                raise HistoryRejected([f"{exc.reason}，或用 --unit 指定单位"]) from None
         elif await session.get(Unit, unit_id) is None:
             raise HistoryRejected([f"there is no unit {unit_id}"])
         calendar = await load_calendar(session)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import Outbox
 from casework import events
+from casework.api import STATUS_NAMES
 from casework.events import (CASE_ACCEPTED, CASE_CLOSED, CASE_DISPATCHED, CASE_REOPENED,
                              CASE_REPLIED, CASE_RETURNED, EXTENSION_APPROVED, EXTENSION_REFUSED,
                              EXTENSION_REQUESTED)
@@ -55,25 +56,27 @@ async def _case(session: AsyncSession, number: str) -> Case:
     await session.execute(update(Case).where(Case.number == number).values(number=Case.number))
     case = await session.scalar(select(Case).where(Case.number == number))
     if case is None:
-        raise TransitionRefused(f"there is no case {number}")
+        raise TransitionRefused(f"没有编号为 {number} 的办件")
     return case
 
 
 def _require(case: Case, allowed: tuple[str, ...], doing: str) -> None:
+    """Refused in the words staff read on the desks (Chinese, like the rest of the consoles)."""
     if case.status not in allowed:
-        raise TransitionRefused(f"case {case.number} is {case.status}: it can be {doing} only "
-                                f"when it is {' or '.join(allowed)}")
+        now_name = STATUS_NAMES.get(case.status, case.status)
+        allowed_names = "或".join(f"“{STATUS_NAMES.get(a, a)}”" for a in allowed)
+        raise TransitionRefused(f"办件 {case.number} 当前为“{now_name}”，只有{allowed_names}时才能{doing}")
 
 
 def _own(case: Case, unit_id: str | None) -> None:
     if not unit_id or case.unit_id != unit_id:
-        raise TransitionRefused(f"case {case.number} is with unit {case.unit_id or 'none'}, "
-                                f"not {unit_id or 'none'}: only that unit can act on it")
+        raise TransitionRefused(f"办件 {case.number} 由 {case.unit_id or '（无）'} 承办，"
+                                f"不是 {unit_id or '（无）'}：只有承办单位可以操作")
 
 
 def _reason(reason: str | None, doing: str) -> str:
     if not reason or not reason.strip():
-        raise TransitionRefused(f"{doing} needs a reason")
+        raise TransitionRefused(f"{doing}需要填写理由")
     return reason.strip()
 
 
@@ -106,7 +109,7 @@ def closed_text(case: Case) -> str:
 async def dispatcher_unit(session: AsyncSession) -> Unit:
     unit = await session.scalar(select(Unit).where(Unit.is_dispatcher.is_(True)).order_by(Unit.id))
     if unit is None:
-        raise TransitionRefused("no dispatcher unit (分派中心) is set up: import the units first")
+        raise TransitionRefused("尚未设置分派中心：请先导入单位（govchat units import）")
     return unit
 
 
@@ -117,18 +120,18 @@ async def dispatch(db: Database, number: str, unit_id: str, *, actor: str, now: 
     reason). The deadline counts from submission (calendar.deadline_for) unless already set."""
     async with db.session() as session, session.begin():
         case = await _case(session, number)
-        _require(case, (SUBMITTED, RETURNED), "dispatched")
+        _require(case, (SUBMITTED, RETURNED), "派单")
         unit = await session.get(Unit, unit_id)
         if unit is None:
-            raise TransitionRefused(f"there is no unit {unit_id}")
+            raise TransitionRefused(f"没有编号为 {unit_id} 的单位")
         if case.status == RETURNED:
-            reason = _reason(reason, "reassigning a returned case")
+            reason = _reason(reason, "重新派单")
             returned_by = await session.scalar(
                 select(Event.detail).where(Event.case_id == case.id, Event.name == CASE_RETURNED)
                 .order_by(Event.at.desc(), Event.id.desc()).limit(1))
             if returned_by and returned_by.get("unit_id") == unit_id:
-                raise TransitionRefused(f"unit {unit_id} returned case {case.number} as not "
-                                        "theirs: reassign it to another unit")
+                raise TransitionRefused(f"{unit_id} 已将办件 {case.number} 作为非本单位事项退回："
+                                        "请派给其他单位")
         if case.deadline is None:
             calendar = await load_calendar(session)
             case.deadline = deadline_for(case.case_type, case.created_at, calendar, deadline_days)
@@ -144,7 +147,7 @@ async def accept(db: Database, number: str, *, unit_id: str, actor: str, now: da
     async with db.session() as session, session.begin():
         case = await _case(session, number)
         _own(case, unit_id)
-        _require(case, (DISPATCHED,), "accepted")
+        _require(case, (DISPATCHED,), "签收")
         case.status, case.accepted_at = IN_PROGRESS, now
         _record(session, CASE_ACCEPTED, case, actor, now, unit_id=unit_id)
     return case
@@ -156,14 +159,14 @@ async def return_misrouted(db: Database, number: str, *, unit_id: str, reason: s
     async with db.session() as session, session.begin():
         case = await _case(session, number)
         _own(case, unit_id)
-        _require(case, (DISPATCHED, IN_PROGRESS), "returned")
-        reason = _reason(reason, "returning a case")
+        _require(case, (DISPATCHED, IN_PROGRESS), "退回")
+        reason = _reason(reason, "退回")
         calendar = await load_calendar(session)
         elapsed = calendar.workdays_between(case.dispatched_at, now)
         if elapsed > RETURN_WINDOW:
             raise TransitionRefused(
-                f"case {case.number} was dispatched {elapsed} working days ago: it can be returned "
-                f"only within {RETURN_WINDOW}; ask the dispatcher instead")
+                f"办件 {case.number} 派单已 {elapsed} 个工作日，只能在派单后 {RETURN_WINDOW} 个工作日内"
+                "退回；请联系分派中心")
         case.status, case.unit_id = RETURNED, (await dispatcher_unit(session)).id
         case.accepted_at = None
         _record(session, CASE_RETURNED, case, actor, now, unit_id=unit_id, reason=reason,
@@ -177,13 +180,12 @@ async def request_extension(db: Database, number: str, *, unit_id: str, days: in
     async with db.session() as session, session.begin():
         case = await _case(session, number)
         _own(case, unit_id)
-        _require(case, WORKING, "given more time")
-        reason = _reason(reason, "an extension request")
+        _require(case, WORKING, "延期")
+        reason = _reason(reason, "申请延期")
         if days is None or days < 1:
-            raise TransitionRefused(f"an extension is at least 1 working day, not {days}")
+            raise TransitionRefused(f"延期至少1个工作日，不能是 {days}")
         if await _pending(session, case) is not None:
-            raise TransitionRefused(f"case {case.number} already has an extension request waiting "
-                                    "for the dispatcher")
+            raise TransitionRefused(f"办件 {case.number} 已有一个延期申请在等待分派中心审批")
         request = ExtensionRequest(case_id=case.id, days=days, reason=reason, requested_by=actor,
                                    requested_at=now, status=PENDING)
         session.add(request)
@@ -200,10 +202,10 @@ async def _pending(session: AsyncSession, case: Case) -> ExtensionRequest | None
 async def _decide(session: AsyncSession, number: str, decision: str, actor: str, now: datetime,
                   reason: str | None) -> tuple[Case, ExtensionRequest]:
     case = await _case(session, number)
-    _require(case, WORKING, "given more time")
+    _require(case, WORKING, "延期")
     request = await _pending(session, case)
     if request is None:
-        raise TransitionRefused(f"case {case.number} has no extension request waiting")
+        raise TransitionRefused(f"办件 {case.number} 没有待审批的延期申请")
     request.status, request.decided_by, request.decided_at = decision, actor, now
     request.decision_reason = reason
     return case, request
@@ -228,7 +230,7 @@ async def approve_extension(db: Database, number: str, *, actor: str, now: datet
 async def refuse_extension(db: Database, number: str, *, actor: str, now: datetime,
                            reason: str) -> Case:
     async with db.session() as session, session.begin():
-        reason = _reason(reason, "refusing an extension")
+        reason = _reason(reason, "不批准延期")
         case, request = await _decide(session, number, REFUSED, actor, now, reason)
         _record(session, EXTENSION_REFUSED, case, actor, now, days=request.days, reason=reason)
     return case
@@ -241,9 +243,9 @@ async def reply(db: Database, number: str, *, unit_id: str, text: str, actor: st
     async with db.session() as session, session.begin():
         case = await _case(session, number)
         _own(case, unit_id)
-        _require(case, WORKING, "replied to")
+        _require(case, WORKING, "答复")
         if not text or not text.strip():
-            raise TransitionRefused("a reply needs its text")
+            raise TransitionRefused("答复内容不能为空")
         text = text.strip()
         case.status, case.reply_text, case.replied_at, case.rating = REPLIED, text, now, None
         _record(session, CASE_REPLIED, case, actor, now, unit_id=unit_id,
@@ -265,10 +267,10 @@ async def rate(db: Database, number: str, score: int, *, actor: str, now: dateti
                deadline_days: Mapping[str, int] | None = None) -> Case:
     """评价 1–5. Dissatisfied (1–2) reopens the case with the same unit and a new deadline."""
     if score not in range(1, 6):
-        raise TransitionRefused(f"a rating is 1 to 5, not {score}")
+        raise TransitionRefused(f"评价应为1到5分，不能是 {score}")
     async with db.session() as session, session.begin():
         case = await _case(session, number)
-        _require(case, (REPLIED,), "rated")
+        _require(case, (REPLIED,), "评价")
         case.rating = score
         events.record(session, events.RATING_GIVEN, at=now, case_id=case.id,
                       conversation_id=case.conversation_id, actor=actor, score=score)
@@ -288,7 +290,7 @@ async def close(db: Database, number: str, *, actor: str, now: datetime,
     """办结: after the reply, rated or not (the job closes unrated ones with reason "auto")."""
     async with db.session() as session, session.begin():
         case = await _case(session, number)
-        _require(case, (REPLIED, RATED), "closed")
+        _require(case, (REPLIED, RATED), "办结")
         case.status, case.closed_at = CLOSED, now
         _record(session, CASE_CLOSED, case, actor, now, reason=reason, rating=case.rating)
     await tell(db, outbox, case, closed_text(case))

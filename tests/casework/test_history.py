@@ -152,7 +152,7 @@ async def test_a_file_without_its_columns_or_dispatcher_is_refused_in_plain_word
     bad.write_text("留言编号,留言主题\n1,x\n", encoding="utf-8")
     with pytest.raises(history.HistoryRejected, match="row 1: missing columns 留言时间, 留言详情"):
         await history.import_history(db, bad)
-    with pytest.raises(history.HistoryRejected, match="no dispatcher unit"):
+    with pytest.raises(history.HistoryRejected, match="尚未设置分派中心"):
         await history.import_history(db, write_csv(tmp_path / "h.csv"))
     await directory(db)
     with pytest.raises(history.HistoryRejected, match="there is no unit NOPE"):

@@ -67,9 +67,9 @@ async def test_the_whole_loop_from_submission_to_closing(db):
     case = await lifecycle.return_misrouted(db, n, unit_id="JH-ZJJ", reason="油烟归城管管",
                                             actor="zjj", now=china(2026, 10, 9, 9))
     assert (case.status, case.unit_id) == ("returned", "DISPATCH")
-    with pytest.raises(TransitionRefused, match="another unit"):
+    with pytest.raises(TransitionRefused, match="请派给其他单位"):
         await lifecycle.dispatch(db, n, "JH-ZJJ", reason="再看看", actor="disp", now=china(2026, 10, 9, 10))
-    with pytest.raises(TransitionRefused, match="needs a reason"):
+    with pytest.raises(TransitionRefused, match="需要填写理由"):
         await lifecycle.dispatch(db, n, "JH-CGJ", actor="disp", now=china(2026, 10, 9, 10))
     case = await lifecycle.dispatch(db, n, "JH-CGJ", reason="餐饮油烟属城管", actor="disp",
                                     now=china(2026, 10, 9, 10))
@@ -126,7 +126,7 @@ async def test_return_is_refused_after_two_working_days(db):
     case = await submit(db)
     await lifecycle.dispatch(db, case.number, "JH-ZJJ", actor="disp", now=china(2026, 9, 30, 11))
     # Sat 10 Oct (a make-up workday) is the 3rd working day after Wed 30 Sep.
-    with pytest.raises(TransitionRefused, match="3 working days ago.*only within 2"):
+    with pytest.raises(TransitionRefused, match="派单已 3 个工作日，只能在派单后 2 个工作日内"):
         await lifecycle.return_misrouted(db, case.number, unit_id="JH-ZJJ", reason="不归我们管",
                                          actor="zjj", now=china(2026, 10, 10, 9))
     assert [name for name, _ in await trail(db, case)] == ["case_submitted", "case_dispatched"]
@@ -143,10 +143,10 @@ async def test_a_unit_cannot_act_on_another_units_case(db):
         lifecycle.request_extension(db, n, unit_id="JH-CGJ", days=1, reason="x", actor="cgj",
                                     now=SUBMITTED),
     ):
-        with pytest.raises(TransitionRefused, match="is with unit JH-ZJJ, not JH-CGJ"):
+        with pytest.raises(TransitionRefused, match="由 JH-ZJJ 承办，不是 JH-CGJ"):
             await attempt
     # Nor may the right unit skip a step: a reply needs the case accepted first.
-    with pytest.raises(TransitionRefused, match="dispatched: it can be replied to only when"):
+    with pytest.raises(TransitionRefused, match="当前为“已派单”，只有.*时才能答复"):
         await lifecycle.reply(db, n, unit_id="JH-ZJJ", text="x", actor="zjj", now=SUBMITTED)
     async with db.session() as session:
         assert (await session.get(Case, case.id)).status == "dispatched"
@@ -158,13 +158,13 @@ async def test_a_refused_extension_keeps_the_deadline(db):
     await lifecycle.accept(db, case.number, unit_id="JH-CGJ", actor="cgj", now=SUBMITTED)
     await lifecycle.request_extension(db, case.number, unit_id="JH-CGJ", days=3, reason="人手不足",
                                       actor="cgj", now=SUBMITTED)
-    with pytest.raises(TransitionRefused, match="already has an extension request"):
+    with pytest.raises(TransitionRefused, match="已有一个延期申请"):
         await lifecycle.request_extension(db, case.number, unit_id="JH-CGJ", days=1, reason="再延",
                                           actor="cgj", now=SUBMITTED)
     case = await lifecycle.refuse_extension(db, case.number, actor="disp", reason="可按期办结",
                                             now=SUBMITTED)
     assert case.deadline == date(2026, 10, 13)
-    with pytest.raises(TransitionRefused, match="no extension request waiting"):
+    with pytest.raises(TransitionRefused, match="没有待审批的延期申请"):
         await lifecycle.approve_extension(db, case.number, actor="disp", now=SUBMITTED)
 
 
@@ -196,7 +196,7 @@ async def test_a_dissatisfied_rating_through_the_bot_reopens_the_case(db):
     assert (case.status, case.rating) == ("replied", None)
     case = await lifecycle.rate(db, n, 4, actor="citizen", now=china(2026, 10, 15, 11))
     assert case.status == "rated"
-    with pytest.raises(TransitionRefused, match="rated: it can be rated only when it is replied"):
+    with pytest.raises(TransitionRefused, match="当前为“已评价”，只有“已答复”时才能评价"):
         await lifecycle.rate(db, n, 1, actor="citizen", now=china(2026, 10, 15, 12))
 
 
@@ -228,10 +228,10 @@ async def test_staff_work_a_case_from_the_command_line(db):
     ok = govchat(db.url, "cases", "dispatch", n, "--unit", "JH-CGJ", "--as", "disp")
     assert ok.returncode == 0 and f"{n}: dispatched, unit JH-CGJ, deadline 2026-10-13" in ok.stdout
     refused = govchat(db.url, "cases", "accept", n, "--unit", "JH-ZJJ", "--as", "zjj")
-    assert refused.returncode == 2 and "is with unit JH-CGJ, not JH-ZJJ" in refused.stderr
+    assert refused.returncode == 2 and "由 JH-CGJ 承办，不是 JH-ZJJ" in refused.stderr
     assert govchat(db.url, "cases", "accept", n, "--unit", "JH-CGJ", "--as", "cgj").returncode == 0
     no_text = govchat(db.url, "cases", "reply", n, "--unit", "JH-CGJ", "--as", "cgj")
-    assert no_text.returncode == 2 and "a reply needs its text" in no_text.stderr
+    assert no_text.returncode == 2 and "答复内容不能为空" in no_text.stderr
     assert govchat(db.url, "cases", "reply", n, "--unit", "JH-CGJ", "--text", "已处理。",
                    "--as", "cgj").returncode == 0
     listed = govchat(db.url, "cases", "list", "--status", "replied").stdout
