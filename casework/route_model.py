@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -30,6 +30,14 @@ class Settings:
     embedder: str = "use"
     keyword_boost: float = 0.3     # added to the probability of a matching keyword rule's class
     check_every: float = 3.0       # seconds between looks for a newer model and directory
+    # Routing from the directory alone (no trained model yet): DirectoryMatcher's settings.
+    lexical_weight: float = 0.3    # weight of the category name's bigrams found in the message
+    temperature: float = 0.05      # softmax temperature turning match scores into probabilities
+    zero_shot_threshold: float = 0.3   # below this group confidence → the dispatcher
+    directory_weight: float = 0.5  # the matcher's share once a model is trained (0: the model alone)
+    # What each category covers, in citizens' words (category name → text), for the matcher: the
+    # categories file has no description column yet; a name not in the directory is ignored.
+    category_descriptions: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 def load_settings(path: Path = SETTINGS_FILE) -> Settings:
@@ -40,8 +48,19 @@ def load_settings(path: Path = SETTINGS_FILE) -> Settings:
 
 # The classifier ------------------------------------------------------------------------------
 
+def tfidf_pipeline(c: float, min_df: int = 2):
+    """Char 1–2-gram TF-IDF (sublinear, seen in at least 2 texts when there are enough) and
+    balanced logistic regression: measured better than 1–3-grams unbalanced (docs/routing.md)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, min_df=min_df),
+                         LogisticRegression(C=c, class_weight="balanced", max_iter=3000))
+
+
 class Classifier:
-    """Logistic regression on sentence embeddings and/or char 1–3-gram TF-IDF, probabilities fused."""
+    """Logistic regression (balanced) on sentence embeddings and/or char 1–2-gram TF-IDF, probabilities fused."""
 
     def __init__(self, settings: Settings) -> None:
         self.features = settings.features
@@ -50,10 +69,7 @@ class Classifier:
         self._use = self._tfidf = None
 
     def fit(self, texts: list[str], labels: list[str], vectors: np.ndarray | None) -> "Classifier":
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-
         from threadpoolctl import threadpool_limits
 
         self.classes = sorted(set(labels))
@@ -62,11 +78,10 @@ class Classifier:
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The number of unique classes is greater")
             if self.features in ("use", "combined"):
-                self._use = LogisticRegression(C=self.settings.use_c, max_iter=3000).fit(vectors, labels)
+                self._use = LogisticRegression(C=self.settings.use_c, class_weight="balanced",
+                                               max_iter=3000).fit(vectors, labels)
             if self.features in ("tfidf", "combined"):
-                self._tfidf = make_pipeline(
-                    TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
-                    LogisticRegression(C=self.settings.tfidf_c, max_iter=3000)).fit(texts, labels)
+                self._tfidf = tfidf_pipeline(self.settings.tfidf_c, min_df=2 if len(texts) >= 50 else 1).fit(texts, labels)
         return self
 
     def proba(self, texts: list[str], vectors: np.ndarray | None) -> np.ndarray:
@@ -185,3 +200,82 @@ def fit_model(rows: list[tuple[str, str]], embed: Callable | None, settings: Set
                  _cv_f1(texts, labels, vectors, settings) if cv else None,
                  Classifier(settings).fit(texts, groups, vectors) if deeper else None,
                  _cv_f1(texts, groups, vectors, settings) if cv and deeper else None)
+
+
+# Routing from the directory alone ------------------------------------------------------------
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def category_texts(directory, descriptions: dict[str, str] | None = None,
+                   with_units: bool = True) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """What the directory says of each category below the first level, for zero-shot routing:
+    its text (its parents' names, its name, its children's names, its description, the units
+    naming it, its keywords) and its names (its own and its keywords), by category name."""
+    nodes = set(directory.parents) | set(directory.parents.values()) | {c for u in directory.units for c in u.categories}
+    children: dict[str, list[str]] = {}
+    for child, parent in directory.parents.items():
+        children.setdefault(parent, []).append(child)
+    named = {c for u in directory.units if not u.is_dispatcher for c in u.categories}
+    # Leaves and the categories a unit names: an inner category no unit names (噪声污染)
+    # would route to no unit, its leaves say more.
+    candidates = {n for n in nodes if n in directory.parents and (n in named or n not in children)}
+    texts, names = {}, {}
+    for node in sorted(candidates if directory.parents else nodes):
+        words = [" ".join(reversed(directory.ancestors(node)))]
+        if children.get(node):
+            words.append("、".join(sorted(children[node])))
+        described = directory.descriptions.get(node) or (descriptions or {}).get(node)
+        if described:
+            words.append(described)
+        keys = [k for k, c in directory.keywords if c == node]
+        if with_units:
+            words += [u.name for u in directory.units if node in u.categories and not u.regions
+                      and not u.is_dispatcher]
+        texts[node] = "；".join(words + keys)
+        names[node] = [node] + keys
+    return texts, names
+
+
+class DirectoryMatcher:
+    """Zero-shot routing: a message scored against each category's own words in the directory
+    (its name with its parents' and children's names, the units handling it, its keywords and an
+    optional description), by sentence-embedding similarity plus the share of the category
+    name's character bigrams found in the message. Example messages, when there are some, are
+    further prototypes of their category: a category scores its best-matching prototype.
+
+    Scores become probabilities by a softmax at `temperature` (calibrated on the demo examples,
+    bench/route_eval.py), so the dispatcher threshold applies as to the trained classifier.
+    """
+
+    def __init__(self, texts: dict[str, str], names: dict[str, list[str]], passages: Callable,
+                 lexical_weight: float = 0.3, temperature: float = 0.05) -> None:
+        self.classes = sorted(texts)
+        self.lexical_weight, self.temperature = lexical_weight, temperature
+        self._names = [[_bigrams(n) for n in names.get(c, [c]) if len(n) >= 2] for c in self.classes]
+        self._prototypes = passages([texts[c] for c in self.classes])
+        self._owner = np.arange(len(self.classes))
+
+    def add_examples(self, texts: list[str], labels: list[str], vectors: np.ndarray) -> "DirectoryMatcher":
+        keep = [i for i, c in enumerate(labels) if c in self.classes]
+        if keep:
+            self._prototypes = np.vstack([self._prototypes, vectors[keep]])
+            self._owner = np.concatenate([self._owner, [self.classes.index(labels[i]) for i in keep]])
+        return self
+
+    def scores(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+        sims = vectors @ self._prototypes.T
+        out = np.full((len(texts), len(self.classes)), -1.0)
+        np.maximum.at(out.T, self._owner, sims.T)
+        for row, text in enumerate(texts):
+            grams = _bigrams(text)
+            for col, names in enumerate(self._names):
+                if names:
+                    out[row, col] += self.lexical_weight * max(len(n & grams) / len(n) for n in names)
+        return out
+
+    def proba(self, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+        s = self.scores(texts, vectors) / self.temperature
+        e = np.exp(s - s.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)

@@ -23,8 +23,8 @@ import numpy as np
 from sqlalchemy import select
 
 from casework.models import Category, RoutingExample, RoutingKeyword, Unit
-from casework.route_model import (MODEL_FILE, Model, Settings, fit_model, load_model, load_settings,
-                                  save_model)
+from casework.route_model import (MODEL_FILE, DirectoryMatcher, Model, Settings, category_texts, fit_model,
+                                  load_model, load_settings, save_model)
 from server.db import Database
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Directory:
     units: list[UnitInfo] = field(default_factory=list)
     parents: dict[str, str] = field(default_factory=dict)     # category name → parent's name
     keywords: list[tuple[str, str]] = field(default_factory=list)   # (keyword, category), enabled
+    descriptions: dict[str, str] = field(default_factory=dict)      # category name → a sentence
 
     def __post_init__(self) -> None:
         self._by_id = {u.id: u for u in self.units}
@@ -201,6 +202,7 @@ class Router:
         self._embedder = None
         self.directory = directory or Directory()
         self.model: Model | None = None
+        self._matcher: tuple[tuple, DirectoryMatcher, Directory] | None = None   # key, matcher, of
         self._model_mtime: int | None = None
         self._checked = 0.0
 
@@ -217,6 +219,22 @@ class Router:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embedder(self.settings.embedder).queries(texts)
+
+    def matcher(self) -> DirectoryMatcher | None:
+        """The zero-shot matcher of the current directory (rebuilt when the directory changes);
+        None when the directory has fewer than two categories."""
+        if self._matcher is not None and self._matcher[2] is self.directory:
+            return self._matcher[1]
+        texts, names = category_texts(self.directory, self.settings.category_descriptions)
+        key = (tuple(sorted(texts.items())), tuple(sorted((k, tuple(v)) for k, v in names.items())))
+        if len(texts) < 2:
+            return None
+        if self._matcher is None or self._matcher[0] != key:
+            s = self.settings
+            self._matcher = key, DirectoryMatcher(texts, names, self.embedder(s.embedder).passages,
+                                                  s.lexical_weight, s.temperature), self.directory
+        self._matcher = self._matcher[0], self._matcher[1], self.directory
+        return self._matcher[1]
 
     # Keeping up with the database and the model file ----------------------------------------
     def reload_model(self) -> bool:
@@ -268,25 +286,50 @@ class Router:
         return await asyncio.get_running_loop().run_in_executor(None, self.classify, text, district)
 
     # The decision ---------------------------------------------------------------------------
+    def _probabilities(self, text: str) -> tuple[list[tuple[str, float]], list[tuple[str, float]], float, str]:
+        """(label, probability) and (first-level class, probability), most likely first; the
+        threshold that applies; the source named in the reason. The trained model and the
+        directory matcher are averaged (`directory_weight`) when the model's labels are directory
+        categories; the matcher alone serves while no model is trained."""
+        d, s, model = self.directory, self.settings, self.model
+        matcher = self.matcher() if model is None or s.directory_weight > 0 else None
+        if model is not None and matcher is not None and not set(model.classifier.classes) <= set(matcher.classes):
+            matcher = None      # labels the directory does not know: the classifier alone
+        if model is None and matcher is None:
+            return [], [], s.threshold, "分类模型"
+        vectors = None
+        if model is not None and model.classifier.needs_vectors:
+            vectors = self.embedder(model.embedder).queries([text])
+        label_p: dict[str, float] = {}
+        group_p: dict[str, float] = {}
+        weight = 1.0 if model is None else s.directory_weight
+        if matcher is not None:
+            if vectors is None or model.embedder != s.embedder:
+                vectors_m = self.embedder(s.embedder).queries([text])
+            else:
+                vectors_m = vectors
+            for c, q in zip(matcher.classes, matcher.proba([text], vectors_m)[0]):
+                label_p[c] = label_p.get(c, 0.0) + weight * float(q)
+                group_p[d.group(c)] = group_p.get(d.group(c), 0.0) + weight * float(q)
+        if model is not None:
+            p = model.classifier.proba([text], vectors)[0]
+            for c, q in zip(model.classifier.classes, p):
+                label_p[c] = label_p.get(c, 0.0) + (1 - weight) * float(q)
+            if model.groups is not None:
+                pairs = zip(model.groups.classes, model.groups.proba([text], vectors)[0])
+            else:
+                pairs = ((d.group(c), q) for c, q in zip(model.classifier.classes, p))
+            for g, q in pairs:
+                group_p[g] = group_p.get(g, 0.0) + (1 - weight) * float(q)
+        source = "目录匹配" if model is None else "分类模型加目录匹配" if matcher is not None else "分类模型"
+        return (sorted(label_p.items(), key=lambda x: -x[1]), sorted(group_p.items(), key=lambda x: -x[1]),
+                s.zero_shot_threshold if model is None else s.threshold, source)
+
     def classify(self, text: str, district: str | None = None) -> Route:
         d = self.directory
         found, street = detect_place(text, d.districts, d.streets)
         district = (district or "").strip() or found
-        probs: list[tuple[str, float]] = []       # (label, probability), most likely first
-        groups: list[tuple[str, float]] = []      # (first-level class, probability)
-        if self.model is not None:
-            model = self.model
-            vectors = self.embedder(model.embedder).queries([text]) if model.classifier.needs_vectors else None
-            p = model.classifier.proba([text], vectors)[0]
-            probs = sorted(zip(model.classifier.classes, map(float, p)), key=lambda x: -x[1])
-            if model.groups is not None:
-                g = model.groups.proba([text], vectors)[0]
-                groups = sorted(zip(model.groups.classes, map(float, g)), key=lambda x: -x[1])
-            else:
-                totals: dict[str, float] = {}
-                for c, q in probs:
-                    totals[d.group(c)] = totals.get(d.group(c), 0.0) + q
-                groups = sorted(totals.items(), key=lambda x: -x[1])
+        probs, groups, threshold, source = self._probabilities(text)
         # Each class's most likely label: the guess, and one alternative per other class.
         best = [(next((c for c, _ in probs if d.group(c) == g), g), q) for g, q in groups]
 
@@ -305,20 +348,20 @@ class Router:
             leaf[d.group(ruled)] = ruled
             best = [(leaf[g], boosted[g] / total) for g in sorted(boosted, key=lambda g: -boosted[g])]
             category, confidence = best[0]
-            reason = (f"分类模型加关键词规则（含“{keyword}”→{ruled}）：{category}"
+            reason = (f"{source}加关键词规则（含“{keyword}”→{ruled}）：{category}"
                       f"（{d.group(category)}，置信度{confidence:.2f}）")
         elif rule:      # no model yet: the rule is all there is
             keyword, category = rule
             confidence, reason = 1.0, f"关键词规则：含“{keyword}”→{category}"
         elif best:
             category, confidence = best[0]
-            reason = f"分类模型：{category}（{d.group(category)}，置信度{confidence:.2f}）"
+            reason = f"{source}：{category}（{d.group(category)}，置信度{confidence:.2f}）"
         else:
             category, confidence, reason = None, 0.0, "尚无分类模型，也没有匹配的关键词规则"
         alternatives = [(c, q, unit(c)) for c, q in best if c != category][:3]
         unit_id = unit(category) if category else None
-        if category and confidence < self.settings.threshold:
-            unit_id, reason = d.dispatcher, reason + f"；低于阈值{self.settings.threshold:.2f}，转分派中心"
+        if category and confidence < threshold:
+            unit_id, reason = d.dispatcher, reason + f"；低于阈值{threshold:.2f}，转分派中心"
         elif category and unit_id is None:
             unit_id, reason = d.dispatcher, reason + f"；{district or '全市'}没有承办“{category}”的单位，转分派中心"
         elif not category:

@@ -84,15 +84,17 @@ def test_place_detection_ignores_residential_compounds():
 
 def test_a_keyword_rule_overrides_the_classifier(router):
     text = "学校门口的小卖部卖三无辣条给学生吃"
-    assert router.classify(text).category == "义务教育"
+    assert router.classify(text).group == "教育文体"
     router.directory = demo_directory(keywords=[("三无", "食品安全")])
     route = router.classify(text)
     assert (route.category, route.unit_id) == ("食品安全", "JH-SJJ")
-    assert "含“三无”→食品安全" in route.reason and route.alternatives[0][0] == "义务教育"
-    # Without a model the rule alone decides.
+    assert "含“三无”→食品安全" in route.reason
+    assert router.directory.group(route.alternatives[0][0]) == "教育文体"
+    # Without a model the rule weighs in on the directory matcher's guess the same way.
     router.model = None
     route = router.classify(text)
-    assert (route.category, route.confidence) == ("食品安全", 1.0)
+    assert (route.category, route.unit_id) == ("食品安全", "JH-SJJ")
+    assert route.reason.startswith("目录匹配加关键词规则（含“三无”→食品安全）")
 
 
 def test_a_vague_message_goes_to_the_dispatcher_with_alternatives(router):
@@ -100,6 +102,40 @@ def test_a_vague_message_goes_to_the_dispatcher_with_alternatives(router):
     assert route.unit_id == "DISPATCH" and route.confidence < router.settings.threshold
     assert route.category and len(route.alternatives) == 3
     assert "转分派中心" in route.reason
+
+
+# From the directory alone (no examples, no model) --------------------------------------------
+
+@pytest.fixture
+def directory_router(embedder, tmp_path):
+    return Router(None, tmp_path, embedder_source=lambda: embedder, directory=demo_directory())
+
+
+@pytest.mark.parametrize("text, unit", [
+    ("在一家装修公司干了半年，老板一直欠着三个月工资不发", "JH-RSJ"),
+    ("社保卡丢了想补办，窗口说要等一个月才能拿到", "JH-SBZX"),
+    ("买的期房说好去年交房，现在楼还没封顶", "JH-JSJ"),
+])
+def test_with_no_examples_a_clear_message_reaches_its_unit(directory_router, text, unit):
+    route = directory_router.classify(text)
+    assert route.unit_id == unit, route
+    assert route.reason.startswith("目录匹配：") and route.confidence >= directory_router.settings.zero_shot_threshold
+
+
+@pytest.mark.parametrize("text, unit", [
+    # A street named after another department's business.
+    ("住在劳动路，楼下烧烤店的油烟天天往我家窗户里钻", "JH-ZFJ"),
+    ("人民医院对面的工地渣土车不盖篷布，灰尘满天飞", "JH-ZFJ"),
+    # A district named, but social insurance is the city's centre, deeper than the district.
+    ("南湖区一家公司两年都没给我们缴养老保险和失业保险", "JH-SBZX"),
+])
+def test_with_no_examples_a_misleading_address_still_reaches_the_bureau(directory_router, text, unit):
+    assert directory_router.classify(text).unit_id == unit
+
+
+def test_with_no_examples_a_vague_message_goes_to_the_dispatcher(directory_router):
+    route = directory_router.classify("有个问题想反映一下")
+    assert route.unit_id == "DISPATCH" and "转分派中心" in route.reason and len(route.alternatives) == 3
 
 
 # With the database --------------------------------------------------------------------------
@@ -130,7 +166,7 @@ async def test_retraining_through_the_cli_reaches_the_running_server(db, tmp_pat
         client.app[ROUTER].check_every = 0
         text = {"text": "拖欠工资四个月了，老板跑路了"}
         body = await (await client.post("/api/route", json=text)).json()
-        assert (body["category"], body["unit_id"]) == ("劳动关系", "JH-RSJ")
+        assert (body["category"], body["unit_id"]) == ("拖欠工资", "JH-RSJ")
         assert set(body) >= {"category", "unit_id", "confidence", "alternatives", "district", "reason"}
 
         examples = write_csv(tmp_path / "new.csv", [["message", "category"]]
@@ -138,10 +174,14 @@ async def test_retraining_through_the_cli_reaches_the_running_server(db, tmp_pat
                              + [[f"饭店油烟扰民{i}", "餐饮油烟"] for i in range(5)])
         assert await govchat(monkeypatch, db, tmp_path, "route", "train", str(examples)) == 0
         body = await (await client.post("/api/route", json=text)).json()
-        assert (body["category"], body["unit_id"]) == ("社会保险", "JH-SBZX")
+        # The new model serves at once (averaged with the directory matcher, which still knows
+        # that unpaid wages are 劳动关系 rather than these mislabelled examples' 社会保险).
+        assert client.app[ROUTER].model.counts == {"社会保险": 5, "餐饮油烟": 5}
+        assert body["reason"].startswith("分类模型加目录匹配")
+        assert body["group"] == "劳动和社会保障"
 
         resp = await client.post("/api/route", json={"district": "南湖区"})
-        assert resp.status == 400 and "missing" in (await resp.json())["error"]
+        assert resp.status == 400 and "缺少" in (await resp.json())["error"]
         resp = await client.post("/api/route", json={"text": "长" * 2001})
         assert resp.status == 400
 
