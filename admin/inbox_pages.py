@@ -13,9 +13,10 @@ from datetime import datetime
 from aiohttp import web
 
 from admin.api import audit
+from admin import wordlists
 from admin.auth import flash, render
 from admin.permissions import allow
-from bot import handoff
+from bot import handoff, harmful
 from bot.handoff import HandoffRefused
 from bot.models import STAFF
 from channels.wechat import delivery
@@ -146,10 +147,11 @@ async def inbox(request: web.Request) -> web.Response:
 
 
 async def conversation_page(request: web.Request, *, status: int = 200, error: str | None = None,
-                            draft: str = "") -> web.Response:
+                            draft: str = "", held: dict | None = None) -> web.Response:
     db, me = request.app[DB], request["user"].username
     conv = await _load(request)
     items = await _items(db, conv)
+    flagged = await harmful.flags_of(db, conv.id)       # art. 24: harmful citizen messages
     with_staff = conv.state == STAFF
     async with db.session() as session, session.begin():
         audit(session, me, "inbox.view", f"conversation:{conv.id}")
@@ -163,6 +165,7 @@ async def conversation_page(request: web.Request, *, status: int = 200, error: s
         "waiting": waited(int((utcnow() - conv.handoff_at).total_seconds())) if conv.handoff_at else "",
         "last_id": items[-1]["id"] if items else 0, "canned": CANNED,
         "error": error, "draft": draft, "max_reply": handoff.MAX_REPLY, "max_note": handoff.MAX_NOTE,
+        "held": held, "flagged": flagged,
     }, status=status)
 
 
@@ -234,8 +237,14 @@ async def release(request: web.Request) -> web.Response:
 
 async def reply(request: web.Request) -> web.Response:
     cid, me = _conversation_id(request), request["user"].username
-    text = str((await request.post()).get("text", ""))
+    form = await request.post()
+    text = str(form.get("text", ""))
     db = request.app[DB]
+    # ---- content check (art. 20–21): a staff_caution term holds the reply until confirmed
+    caution = await wordlists.caution_terms(db, text)
+    if caution and form.get("confirm") != "1":
+        return await _held(request, cid, text, caution)
+    # ----
     try:
         message_id = await handoff.reply(db, build_outbox(db), cid, me, text)
     except handoff.NotFound:
@@ -245,8 +254,22 @@ async def reply(request: web.Request) -> web.Response:
             audit(session, me, "inbox.reply.refused", f"conversation:{cid}", reason=exc.zh)
         return await conversation_page(request, status=409 if isinstance(exc, handoff.Taken)
                                        else 400, error=exc.zh, draft=text[:handoff.MAX_REPLY])
+    if caution:     # sent after the 仍然发送 confirmation: the record names the terms
+        return await _done(request, "reply", cid, "回复已发送", conversation_url(cid),
+                           message_id=message_id, caution_terms=caution, confirmed=True)
     return await _done(request, "reply", cid, "回复已发送", conversation_url(cid),
                        message_id=message_id)
+
+
+async def _held(request: web.Request, cid: int, text: str, terms: list[str]) -> web.Response:
+    """The reply comes back unsent, its caution terms highlighted, with 仍然发送."""
+    db = request.app[DB]
+    async with db.session() as session, session.begin():
+        audit(session, request["user"].username, "inbox.reply.held", f"conversation:{cid}",
+              caution_terms=terms)
+    matcher = await wordlists.matcher(db, wordlists.STAFF_CAUTION)
+    return await conversation_page(request, draft=text[:handoff.MAX_REPLY], held={
+        "terms": terms, "segments": matcher.segments(text[:handoff.MAX_REPLY])})
 
 
 async def note(request: web.Request) -> web.Response:

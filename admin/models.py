@@ -67,3 +67,44 @@ class LoginAttempt(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ok: Mapped[bool] = mapped_column(default=False)
+
+
+# ---------------------------------------------------------------- word lists (art. 20–21, 24)
+
+from sqlalchemy import UniqueConstraint  # noqa: E402  (this section was appended)
+
+WORD_KINDS = ("staff_caution", "harmful")
+
+
+class WordListEntry(Base):
+    """A word or phrase on an admin-managed list (admin/wordlists.py matches them).
+
+    `staff_caution`: a staff reply containing it is held for confirmation (art. 20–21);
+    `harmful`: a citizen message containing it is flagged and never repeated by the bot (art. 24).
+    Ids are never reused (sqlite_autoincrement), so (count, max id) tells a cache it is stale.
+    """
+
+    __tablename__ = "word_list_entries"
+    __table_args__ = (UniqueConstraint("kind", "word"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    word: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MessageFlag(Base):
+    """A citizen message that matched the `harmful` list: shown flagged in the inbox."""
+
+    __tablename__ = "message_flags"
+    __table_args__ = (Index("ix_message_flags_conversation", "conversation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"),
+                                            unique=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default="harmful")
+    terms: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -13,10 +13,12 @@ from admin import api, inbox_pages
 from admin.auth import (LOGIN_NOTICES, LoginRefused, clear_session_cookie, end_other_sessions,
                         flash, log_in, log_out, render, safe_next, set_session_cookie,
                         setup_templates)
+from admin.audit_pages import setup_audit_pages
 from admin.case_pages import setup_case_pages
 from admin.kb_pages import setup_kb_pages
 from admin.models import ROLES, User
 from admin.permissions import NAV, may_open
+from admin.word_pages import setup_word_pages
 from casework.api import unit_name
 from server.appkeys import DB
 
@@ -191,4 +193,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_static("/admin/static/", STATIC_DIR, name="admin-static")
     inbox_pages.setup_routes(app)        # the staff hand-off inbox (会话接管)
     setup_case_pages(app)
+    setup_audit_pages(app)               # 审计日志
+    setup_word_pages(app)                # 词表管理 (content checks, art. 20–21, 24)
     setup_kb_pages(app)                  # Q&A curation (问答库, 问答审核)

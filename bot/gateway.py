@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from bot import api
+from bot import api, harmful
 from bot.models import ANSWERED, BOT, QUEUED, RECEIVED, STAFF, Conversation, Message
 from bot.rasa_client import RasaClient, RasaUnavailable
 from casework import events
@@ -140,6 +140,7 @@ class Gateway:
         message_id = await self._persist_inbound(conv, inbound)
         if message_id is None:
             return await self._replay(inbound)
+        await harmful.flag_message(self.db, message_id, conv.id, inbound.text)   # art. 24
 
         if conv.state == STAFF and conv.handoff_reason != api.BOT_UNAVAILABLE:
             await self._settle(message_id, QUEUED, [], inbound, conv)
@@ -157,6 +158,7 @@ class Gateway:
             # Rasa answered nothing at all: never leave the citizen in silence.
             log.error("Rasa returned no reply for conversation %s", conv.id)
             return await self._apologise(conv, message_id, inbound, "empty reply")
+        await harmful.mask_replies(self.db, replies)      # the bot never repeats harmful terms
         state = await self._settle(message_id, ANSWERED, replies, inbound, conv, bot_back=True)
         return Outcome(replies, "with_staff" if state == STAFF else "bot")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from admin import api as admin_api
+from admin import wordlists
 from casework import api as casework
 from casework import training as routing_examples
 from knowledge_base import api as kb
@@ -33,6 +34,8 @@ async def load_demo_content(db: Database) -> list[str]:
             admin_api.audit(session, "system", "kb.import", str(kb.DEMO_QA.name),
                             entries=len(rows), published=True)
             loaded.append(f"{len(rows)} Q&A entries")
+        if n := await wordlists.load_demo(session):     # neutral examples; harmful stays empty
+            loaded.append(f"{n} staff caution words")
         admin_api.audit(session, "system", DEMO_LOADED, content="; ".join(loaded))
     return loaded
 
