@@ -20,11 +20,8 @@ from bot import api
 from bot.models import STAFF, Conversation, ConversationNote, Message
 from bot.outbox import Outbox
 from casework import events
+from casework.events import HANDOFF_RESOLVED, STAFF_FIRST_REPLY
 from server.db import Database, utcnow
-
-# Events this module writes (value: seconds since the hand-off).
-STAFF_FIRST_REPLY = "staff_first_reply"
-HANDOFF_RESOLVED = "handoff_resolved"
 
 BACK_TO_BOT = "已为您转回智能助手"
 MAX_REPLY = 2000

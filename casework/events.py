@@ -13,6 +13,8 @@ MESSAGE_RECEIVED = "message_received"
 BOT_REPLIED = "bot_replied"              # value: seconds from the citizen's message to the reply
 BOT_UNAVAILABLE = "bot_unavailable"      # Rasa down or too slow; apology sent, queued for staff
 HANDOFF_REQUESTED = "handoff_requested"
+STAFF_FIRST_REPLY = "staff_first_reply"  # value: seconds from the hand-off to staff's first reply
+HANDOFF_RESOLVED = "handoff_resolved"    # value: seconds from the hand-off to its end
 CASE_SUBMITTED = "case_submitted"
 CASE_LINKED = "case_linked"              # a near-identical resubmission added to an earlier case
 # The case lifecycle (casework/lifecycle.py); detail names the unit and the reason.
