@@ -1,13 +1,14 @@
 """Routing a complaint or report: its text (and district) → category, responsible unit, confidence.
 
-How it decides (docs/routing.md): a classifier trained on routing examples (logistic
-regression over sentence embeddings, optionally fused with character n-gram TF-IDF) gives
-first-level class probabilities; an enabled keyword rule an admin wrote adds to its class's
-(and decides alone while no model is trained). Below the calibrated
-confidence (routing.json, `bench/routing.py --write`) the case goes to the dispatcher, with the
-guess and alternatives shown. The unit is the most specific one handling the category (or one
-of its ancestors in the category tree) in the district: deepest in the unit tree, a district
-unit before a city-wide one; none → the dispatcher.
+How it decides (docs/routing.md): with no trained model, the directory matcher (the message
+against each category's names, description, units and keywords) gives the probabilities; once
+a model is trained on routing examples (logistic regression over sentence embeddings), the two
+are averaged. An enabled keyword rule an admin wrote adds to its class's probability (and
+decides alone while no model is trained). Below the
+calibrated confidence (routing.json, `bench/route_eval.py --write`) the case goes to the
+dispatcher, with the guess and alternatives shown. The unit is the most specific one handling
+the category (or one of its ancestors in the category tree) in the district: deepest in the
+unit tree, a district unit before a city-wide one; none → the dispatcher.
 """
 from __future__ import annotations
 
@@ -293,6 +294,8 @@ class Router:
         categories; the matcher alone serves while no model is trained."""
         d, s, model = self.directory, self.settings, self.model
         matcher = self.matcher() if model is None or s.directory_weight > 0 else None
+        if model is None and d.keyword_rule(text):
+            matcher = None      # before any model is trained, an admin's matching rule decides alone
         if model is not None and matcher is not None and not set(model.classifier.classes) <= set(matcher.classes):
             matcher = None      # labels the directory does not know: the classifier alone
         if model is None and matcher is None:
@@ -350,7 +353,7 @@ class Router:
             category, confidence = best[0]
             reason = (f"{source}加关键词规则（含“{keyword}”→{ruled}）：{category}"
                       f"（{d.group(category)}，置信度{confidence:.2f}）")
-        elif rule:      # no model yet: the rule is all there is
+        elif rule:      # no model yet: the rule decides
             keyword, category = rule
             confidence, reason = 1.0, f"关键词规则：含“{keyword}”→{category}"
         elif best:
