@@ -7,13 +7,14 @@ RASA_VENV := .venv-rasa
 PIP_FLAGS := --disable-pip-version-check --quiet
 PORT      ?=
 
-.PHONY: help run setup test nlu-report clean
+.PHONY: help run setup test nlu-report screenshots clean
 
 help:
 	@echo "make run    — set up when needed, then serve on http://127.0.0.1:8080 (PORT=… to change)"
 	@echo "make test   — the whole test suite (SQLite, and PostgreSQL where reachable)"
 	@echo "make setup  — install, train the Rasa model if bot/rasa changed, migrate, load demo content"
 	@echo "make nlu-report — cross-validate the NLU model and rewrite docs/nlu.md"
+	@echo "make screenshots — rewrite docs/screenshots/*.png (the consoles on demo data, Debian's Chromium)"
 
 # The server's environment: reinstalled only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -48,6 +49,10 @@ test: $(VENV)/.installed $(VENV)/.installed-st $(RASA_VENV)/.installed
 
 nlu-report: $(VENV)/.installed $(RASA_VENV)/.installed
 	$(VENV)/bin/python bench/nlu_report.py
+
+# Needs /usr/bin/chromium and, for Chinese text, fonts-noto-cjk (both installed by .ci/run).
+screenshots: $(VENV)/.installed
+	$(VENV)/bin/python scripts/screenshots.py
 
 clean:
 	rm -rf var/models var/rasa
