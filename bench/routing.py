@@ -73,7 +73,7 @@ def main() -> int:
     print(f"{len(texts)} messages, {len(set(labels))} classes; embedded in {time.perf_counter() - start:.1f} s\n")
 
     candidates = {
-        "(a) char 1-3-gram TF-IDF + LR": replace(base, features="tfidf"),
+        "(a) char 1-2-gram TF-IDF + LR": replace(base, features="tfidf"),
         "(b) USE + LR": replace(base, features="use"),
         "(c) combined, TF-IDF weight 0.3": replace(base, features="combined", tfidf_weight=0.3),
         "(c) combined, TF-IDF weight 0.5": replace(base, features="combined", tfidf_weight=0.5),
