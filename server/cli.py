@@ -274,16 +274,23 @@ def cmd_kb_reindex(args, config) -> int:
     return 0
 
 
+def _inputs(one: str | None, file: str | None, usage: str) -> list[str] | None:
+    """The texts a command works on: one from the command line, or one per non-empty line of
+    --file; None (after printing `usage`) when neither is given."""
+    if file:
+        with open(file, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    if one:
+        return [one]
+    print(usage, file=sys.stderr)
+    return None
+
+
 def cmd_kb_search(args, config) -> int:
     import json
 
-    if args.file:
-        with open(args.file, encoding="utf-8") as f:
-            queries = [line.strip() for line in f if line.strip()]
-    elif args.query:
-        queries = [args.query]
-    else:
-        print("govchat kb search: give a QUERY or --file F", file=sys.stderr)
+    queries = _inputs(args.query, args.file, "govchat kb search: give a QUERY or --file F")
+    if queries is None:
         return 2
 
     async def load(db):
@@ -715,13 +722,8 @@ def cmd_route_classify(args, config) -> int:
 
     from casework import routing
 
-    if args.file:
-        with open(args.file, encoding="utf-8") as f:
-            texts = [line.strip() for line in f if line.strip()]
-    elif args.text:
-        texts = [args.text]
-    else:
-        print("govchat route classify: give a TEXT or --file F", file=sys.stderr)
+    texts = _inputs(args.text, args.file, "govchat route classify: give a TEXT or --file F")
+    if texts is None:
         return 2
 
     async def load(db):
