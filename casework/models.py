@@ -19,6 +19,10 @@ class Unit(Base):
     categories: Mapped[list] = mapped_column(JSON, default=list)       # category names it handles
     regions: Mapped[list] = mapped_column(JSON, default=list)          # districts; empty = all
     is_dispatcher: Mapped[bool] = mapped_column(default=False)
+    # When the unit's staff are on duty ("08:30"–"17:30"; end before start crosses midnight);
+    # None keeps casework.calendar.DutyHours' default. Hand-off waits are counted inside them.
+    duty_start: Mapped[str | None] = mapped_column(String(5))
+    duty_end: Mapped[str | None] = mapped_column(String(5))
 
 
 class Category(Base):
@@ -115,6 +119,20 @@ class WorkdayOverride(Base):
     note: Mapped[str] = mapped_column(String(100), default="")
 
 
+class CaseDeadline(Base):
+    """Working days a unit has to reply to a case of this type, as set on the settings page.
+
+    A row here wins over CASE_DEADLINE_DAYS, which wins over casework.calendar's defaults.
+    """
+
+    __tablename__ = "case_deadlines"
+
+    case_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    working_days: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class RoutingKeyword(Base):
     """An admin-readable rule: a message containing `keyword` belongs to `category`."""
 
@@ -183,3 +201,50 @@ class JobLease(Base):
     name: Mapped[str] = mapped_column(String(48), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64), default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SpotCheck(Base):
+    """A quarterly spot check (art. 32): a reproducible random sample drawn with a stored seed."""
+
+    __tablename__ = "spot_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quarter: Mapped[str] = mapped_column(String(7))                  # "2026Q3"
+    period_start: Mapped[date] = mapped_column(Date)                 # China dates, inclusive
+    period_end: Mapped[date] = mapped_column(Date)
+    seed: Mapped[int] = mapped_column(Integer)
+    per_unit: Mapped[int] = mapped_column(Integer)                   # items of each kind per unit
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SpotCheckItem(Base):
+    """One sampled conversation or case, and the inspector's finding on it."""
+
+    __tablename__ = "spot_check_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    spot_check_id: Mapped[int] = mapped_column(ForeignKey("spot_checks.id", ondelete="CASCADE"),
+                                               index=True)
+    kind: Mapped[str] = mapped_column(String(16))                    # conversation, case
+    unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    finding: Mapped[str | None] = mapped_column(String(16))          # None until checked: ok, problem
+    comment: Mapped[str] = mapped_column(Text, default="")
+    checked_by: Mapped[str | None] = mapped_column(String(64))
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AssessmentIndicator(Base):
+    """One row of the annual assessment table (art. 31): a measure, its weight, target and rule."""
+
+    __tablename__ = "assessment_indicators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    measure: Mapped[str] = mapped_column(String(48))                 # a timeliness measure's key
+    label: Mapped[str] = mapped_column(String(64))                   # its Chinese name in reports
+    weight: Mapped[float] = mapped_column(Float)                     # points it is worth
+    target: Mapped[float] = mapped_column(Float)                     # full points at or beyond it
+    higher_is_better: Mapped[bool] = mapped_column(Boolean, default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)        # order in the table
