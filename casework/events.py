@@ -25,6 +25,9 @@ EXTENSION_REQUESTED = "case_extension_requested"
 EXTENSION_APPROVED = "case_extension_approved"
 EXTENSION_REFUSED = "case_extension_refused"
 CASE_REPLIED = "case_replied"            # value: seconds since submission
+# The unit asked the citizen something (补充材料); the timeliness clock stops until they answer.
+CASE_WAITING_CITIZEN = "case_waiting_citizen"
+CASE_CITIZEN_ANSWERED = "case_citizen_answered"   # value: seconds the case waited
 CASE_REOPENED = "case_reopened"          # the citizen was dissatisfied
 CASE_CLOSED = "case_closed"
 CASE_DUE_SOON = "case_due_soon"          # the case job: the deadline is the next working day
@@ -66,3 +69,20 @@ async def find(session: AsyncSession, name: str, since: datetime | None = None) 
     if since is not None:
         query = query.where(Event.at >= since)
     return list(await session.scalars(query.order_by(Event.at)))
+
+
+# What staff and inspectors read for each event name (case pages, spot check trails).
+# admin/case_pages.py still holds its own copy of the case part; it should import this one.
+EVENT_NAMES = {
+    "message_received": "收到群众消息", "bot_replied": "机器人回复",
+    "bot_unavailable": "机器人无响应，已转人工", "handoff_requested": "转人工",
+    "staff_first_reply": "客服首次回复", "handoff_resolved": "人工服务结束",
+    "case_submitted": "受理", "case_linked": "群众重复提交（已并入本件）", "case_dispatched": "派单",
+    "case_accepted": "签收", "case_returned": "退回（非本单位职责）",
+    "case_extension_requested": "申请延期", "case_extension_approved": "批准延期",
+    "case_extension_refused": "不予延期", "case_replied": "答复",
+    "case_waiting_citizen": "请群众补充材料", "case_citizen_answered": "群众已补充",
+    "case_reopened": "重新办理", "case_closed": "办结", "case_due_soon": "临期提醒",
+    "case_overdue": "超期督办", "rating_given": "群众评价", "reply_delivered": "答复已送达",
+    "delivery_failed": "答复未送达",
+}

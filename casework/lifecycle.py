@@ -316,3 +316,49 @@ async def trail(session: AsyncSession, case_id: int) -> list[Event]:
     """Every event of a case, in order: who did what, when and why."""
     return list(await session.scalars(
         select(Event).where(Event.case_id == case_id).order_by(Event.at, Event.id)))
+
+
+# Waiting for the citizen (补充材料): the clock of every working-time measure stops meanwhile
+# (casework/timeliness.py subtracts these intervals). The status does not change.
+
+WAITING_TEXT = "关于您的办件 {number}，承办单位需要您补充以下情况：\n{question}\n请直接回复本消息。"
+
+
+async def waiting_since(session: AsyncSession, case: Case) -> datetime | None:
+    """When the case began waiting for the citizen, or None when it is not waiting."""
+    latest = (await session.execute(
+        select(Event.name, Event.at).where(
+            Event.case_id == case.id,
+            Event.name.in_((events.CASE_WAITING_CITIZEN, events.CASE_CITIZEN_ANSWERED)))
+        .order_by(Event.at.desc(), Event.id.desc()).limit(1))).first()
+    return latest.at if latest and latest.name == events.CASE_WAITING_CITIZEN else None
+
+
+async def await_citizen(db: Database, number: str, actor: str, question: str, now: datetime, *,
+                        outbox: Outbox | None = None) -> Case:
+    """The unit asks the citizen a question; the case waits for the answer, status unchanged."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        _require(case, (DISPATCHED, *WORKING), "向群众询问")
+        if not question or not question.strip():
+            raise TransitionRefused("询问内容不能为空")
+        if await waiting_since(session, case) is not None:
+            raise TransitionRefused(f"办件 {case.number} 已在等待群众答复")
+        question = question.strip()
+        _record(session, events.CASE_WAITING_CITIZEN, case, actor, now, unit_id=case.unit_id,
+                question=question)
+    await tell(db, outbox, case, WAITING_TEXT.format(number=case.number, question=question))
+    return case
+
+
+async def citizen_answered(db: Database, number: str, now: datetime, *,
+                           actor: str = "citizen") -> Case:
+    """The citizen answered: the clock runs again (value: seconds the case waited)."""
+    async with db.session() as session, session.begin():
+        case = await _case(session, number)
+        since = await waiting_since(session, case)
+        if since is None:
+            raise TransitionRefused(f"办件 {case.number} 没有在等待群众答复")
+        events.record(session, events.CASE_CITIZEN_ANSWERED, at=now, since=since, case_id=case.id,
+                      conversation_id=case.conversation_id, actor=actor, unit_id=case.unit_id)
+    return case

@@ -10,9 +10,7 @@ from pathlib import Path
 from server.config import ConfigError, load_config
 
 # The groups later issues fill in; until then they say so instead of pretending.
-PENDING = {
-    "report": "timeliness reports (issue 7)",
-}
+PENDING: dict[str, str] = {}
 
 
 def _setup_logging(level: str) -> None:
@@ -626,6 +624,63 @@ def _add_cases_commands(sub) -> None:
     history.set_defaults(func=cmd_cases_import_history)
 
 
+REPORT_CUTS = ("unit", "category", "channel", "case_type", "day", "week", "month", "quarter", "year")
+
+
+def cmd_report_timeliness(args, config) -> int:
+    """The timeliness measures of a window, cut one way (or every way, for xlsx/json)."""
+    from datetime import date
+
+    from casework import report, report_files
+    from server.db import utcnow
+
+    try:
+        first, last = date.fromisoformat(args.from_), date.fromisoformat(args.to)
+    except ValueError as exc:
+        print(f"govchat report timeliness: dates are YYYY-MM-DD ({exc})", file=sys.stderr)
+        return 2
+    if last < first:
+        print(f"govchat report timeliness: --to {last} is before --from {first}", file=sys.stderr)
+        return 2
+    if args.format in ("table", "csv") or args.by:
+        cuts = [args.by]
+    else:
+        cuts = [None, *REPORT_CUTS]            # a workbook or JSON of every cut
+    if args.format == "xlsx" and not args.out:
+        print("govchat report timeliness: --format xlsx needs --out FILE.xlsx", file=sys.stderr)
+        return 2
+    reports = _with_session(config, lambda session: report.all_cuts(
+        session, first, last, cuts, now=utcnow()))
+    if args.format == "xlsx":
+        report_files.write_xlsx(args.out, reports)
+        print(f"Wrote {args.out}: sheets {', '.join(report_files.sheet_name(c) for c in reports)}")
+        return 0
+    text = {"table": lambda: report_files.to_text(reports[args.by]),
+            "csv": lambda: report_files.to_csv(reports[args.by]),
+            "json": lambda: report_files.to_json(reports)}[args.format]()
+    if args.out:
+        Path(args.out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        print(f"Wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def _add_report_commands(sub) -> None:
+    reports = sub.add_parser("report", help="timeliness reports from the event log")
+    reports_sub = reports.add_subparsers(dest="report_command", required=True)
+    timeliness = reports_sub.add_parser(
+        "timeliness", help="waits in working time, on-time and satisfaction rates (docs/timeliness.md)")
+    timeliness.add_argument("--from", dest="from_", required=True, metavar="DATE",
+                            help="first China date, YYYY-MM-DD")
+    timeliness.add_argument("--to", required=True, metavar="DATE", help="last China date (inclusive)")
+    timeliness.add_argument("--by", choices=REPORT_CUTS,
+                            help="cut (default: the total; xlsx and json then hold every cut)")
+    timeliness.add_argument("--format", choices=["table", "json", "csv", "xlsx"], default="table")
+    timeliness.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    timeliness.set_defaults(func=cmd_report_timeliness)
+
+
 def cmd_wechat_menu(args, config) -> int:
     """Check a menu file and push it to WeChat, or show the account's current menu."""
     from channels.wechat import accounts, menu
@@ -948,6 +1003,7 @@ def build_parser() -> argparse.ArgumentParser:
     wx_menu.set_defaults(func=cmd_wechat_menu)
 
     _add_route_commands(sub)
+    _add_report_commands(sub)
     for name, what in PENDING.items():
         sub.add_parser(name, help=f"{what} — not built yet").set_defaults(func=cmd_pending)
     return parser
