@@ -91,7 +91,7 @@ def aggregate(observations: Iterable[Observation]) -> dict[str, float | None]:
     for m in MEASURES:
         got = by_source.get(m.source, [])
         if m.how == "count":
-            values[m.key] = sum(o.value for o in got)
+            values[m.key] = int(sum(o.value for o in got))
         elif m.how == "n":
             values[m.key] = sum(o.n for o in got)
         elif not got:

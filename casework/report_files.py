@@ -32,8 +32,11 @@ def to_json(reports: dict[str | None, Report]) -> str:
 
 
 def to_text(report: Report) -> str:
-    """A plain table for the terminal: one line per group, measures without a value as "-"."""
+    """A plain table for the terminal: one line per group, measures without a value as "-";
+    columns empty in every row are left out (the files keep them all)."""
     headers, rows = table(report)
+    keep = [i for i in range(len(headers)) if i == 0 or any(r[i] not in (None, "") for r in rows)]
+    headers, rows = [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
     shown = [[("-" if v is None else str(v)) for v in row] for row in rows]
     widths = [max([_width(h)] + [_width(r[i]) for r in shown]) for i, h in enumerate(headers)]
     lines = ["  ".join(_pad(h, w) for h, w in zip(headers, widths))]
