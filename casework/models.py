@@ -248,3 +248,33 @@ class AssessmentIndicator(Base):
     target: Mapped[float] = mapped_column(Float)                     # full points at or beyond it
     higher_is_better: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)        # order in the table
+
+
+class CaseFact(Base):
+    """One timeliness observation of a case (casework/facts.py), kept so that reports group
+    rows in SQL instead of replaying every case's events: recomputed for a case whenever it has
+    new events, and for all cases when the working-day calendar changes."""
+
+    __tablename__ = "case_facts"
+    __table_args__ = (Index("ix_case_facts_measure_day", "measure", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    measure: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)                          # China date it counts on
+    unit_id: Mapped[str | None] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(64))
+    case_type: Mapped[str | None] = mapped_column(String(16))
+    channel: Mapped[str | None] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class FactMark(Base):
+    """How far case_facts has read the event log, and for which calendar it was computed."""
+
+    __tablename__ = "fact_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[int] = mapped_column(Integer, default=0)
+    calendar_key: Mapped[str] = mapped_column(String(64), default="")
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
