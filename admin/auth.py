@@ -47,8 +47,10 @@ TEMPLATES = web.AppKey("admin_templates", jinja2.Environment)
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 # Admin pages load only their own files: no inline script or style, no framing.
+# connect-src: fetch() and the live queues' EventSource reach this origin only.
 ADMIN_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+             "connect-src 'self'; form-action 'self'; base-uri 'none'; "
+             "frame-ancestors 'none'")
 
 BAD_LOGIN = "用户名或密码错误"
 LOCKED = "登录失败次数过多，请15分钟后再试"
@@ -223,6 +225,24 @@ async def _load(request: web.Request) -> tuple[StaffSession | None, User | None,
         if now - staff.last_seen_at >= TOUCH_EVERY:
             staff.last_seen_at = now
     return staff, user, ""
+
+
+async def session_alive(request: web.Request) -> bool:
+    """Is the request's session still good (not ended, expired or idle, the account active)?
+
+    For long responses (the live queues' streams), asked again and again: unlike `_load` it
+    does not count as activity, so an open stream never keeps an idle session alive.
+    """
+    staff = request["staff_session"]
+    idle = timedelta(minutes=request.app[CONFIG].staff_idle_minutes)
+    async with request.app[DB].session() as session:
+        row = (await session.execute(
+            select(StaffSession.expires_at, StaffSession.last_seen_at, User.active)
+            .join(User, User.id == StaffSession.user_id)
+            .where(StaffSession.id == staff.id))).first()
+    now = utcnow()
+    return (row is not None and row.active and now < row.expires_at
+            and now - row.last_seen_at < idle)
 
 
 async def _csrf_ok(request: web.Request, expected: str) -> bool:

@@ -11,17 +11,15 @@ from __future__ import annotations
 from datetime import date
 
 from aiohttp import web
-from sqlalchemy import func, select
 
-from admin import api
+from admin import api, live
 from admin.auth import flash, render
 from admin.permissions import allow, require_unit
+from casework import api as casework
 from casework import lifecycle
-from casework.api import CASE_TYPE_NAMES, STATUS_NAMES, CaseNotFound, attachments, find_case
+from casework.api import CASE_TYPE_NAMES, OPEN, STATUS_NAMES, CaseNotFound, attachments, find_case
 from casework.calendar import WorkCalendar, china_date, load_calendar
-from casework.events import CASE_RETURNED
-from casework.models import (DISPATCHED, IN_PROGRESS, RATED, REOPENED, REPLIED, RETURNED, SUBMITTED,
-                             Case, Category, Event, ExtensionRequest, Unit)
+from casework.models import DISPATCHED, IN_PROGRESS, RATED, REPLIED, RETURNED, SUBMITTED, Case, Event
 from casework.privacy import mask_phone, mask_text
 from casework.route_model import load_settings
 from server.appkeys import CONFIG, DB, ROUTER
@@ -29,7 +27,6 @@ from server.db import utcnow
 
 PAGE_SIZE = 50
 SHORT = 60                                   # characters of a description in a list
-OPEN = (SUBMITTED, DISPATCHED, RETURNED, IN_PROGRESS, REOPENED)   # not replied yet: a deadline runs
 CASE_ROLES = ("unit_handler", "dispatcher", "admin")
 DESK_ROLES = ("dispatcher", "admin")
 EVENT_NAMES = {
@@ -82,23 +79,9 @@ def _row(case: Case, category: str | None, unit: str | None, today, calendar) ->
             "confidence": case.route_confidence}
 
 
-def _case_query():
-    """Cases with their category's and unit's names."""
-    return (select(Case, Category.name, Unit.name)
-            .outerjoin(Category, Category.id == Case.category_id)
-            .outerjoin(Unit, Unit.id == Case.unit_id))
-
-
-async def _rows(session, query) -> list[dict]:
+async def _rows(session, listed: list[casework.Listed]) -> list[dict]:
     calendar, today = await load_calendar(session), china_date(utcnow())
-    return [_row(case, category, unit, today, calendar)
-            for case, category, unit in await session.execute(query)]
-
-
-async def _units(session, *, handling: bool = False) -> list[Unit]:
-    """The directory's units; `handling`: those a case can be dispatched to (not the centre)."""
-    query = select(Unit).order_by(Unit.id)
-    return list(await session.scalars(query.where(~Unit.is_dispatcher) if handling else query))
+    return [_row(case, category, unit, today, calendar) for case, category, unit in listed]
 
 
 # ---------------------------------------------------------------- 本单位办件
@@ -109,27 +92,14 @@ async def unit_cases(request: web.Request) -> web.Response:
     overdue = q.get("overdue") == "1"
     unit_id = user.unit_id if user.role == "unit_handler" else q.get("unit", "").strip() or None
     page = max(1, int(q["page"])) if q.get("page", "").isdigit() else 1
+    scope = (user.unit_id or "") if user.role == "unit_handler" else unit_id
     async with request.app[DB].session() as session:
-        today = china_date(utcnow())
-        filters = []
-        if user.role == "unit_handler":
-            filters.append(Case.unit_id == (user.unit_id or ""))
-        elif unit_id:
-            filters.append(Case.unit_id == unit_id)
-        if status:
-            filters.append(Case.status == status)
-        if overdue:
-            filters += [Case.status.in_(OPEN), Case.deadline < today]
-        total = await session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
-        # Most urgent first: cases still open by deadline, then the rest newest first.
-        done = Case.status.notin_(OPEN)
-        query = (_case_query().where(*filters)
-                 .order_by(done, Case.deadline.is_(None), Case.deadline, Case.created_at.desc(),
-                           Case.id.desc())
-                 .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))
-        rows = await _rows(session, query)
-        units = [] if user.role == "unit_handler" else await _units(session)
-        own_unit = await session.get(Unit, user.unit_id) if user.unit_id else None
+        total, listed = await casework.unit_desk_cases(
+            session, scope, status=status, overdue_on=china_date(utcnow()) if overdue else None,
+            limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        rows = await _rows(session, listed)
+        units = [] if user.role == "unit_handler" else await casework.units(session)
+        own_unit = await casework.unit_name(session, user.unit_id)
     pages = max(1, -(-total // PAGE_SIZE))
     base = request.app.router["unit-cases"].url_for()
     kept = {k: v for k, v in {"status": status, "overdue": "1" if overdue else "",
@@ -140,12 +110,12 @@ async def unit_cases(request: web.Request) -> web.Response:
         "next_url": str(base.with_query({**kept, "page": page + 1})) if page < pages else None,
         "statuses": STATUS_NAMES, "filters": {"status": status, "overdue": overdue,
                                               "unit": unit_id or ""},
-        "own_unit": own_unit.name if own_unit else None})
+        "own_unit": own_unit, "live": "unit-cases-live"})
 
 
 # ---------------------------------------------------------------- one case
 
-def _actions(user, case: Case, pending: ExtensionRequest | None) -> set[str]:
+def _actions(user, case: Case, pending) -> set[str]:
     """Which forms this role sees on this case now (the lifecycle still has the last word)."""
     own, desk = user.role == "unit_handler" and user.unit_id == case.unit_id, user.role in DESK_ROLES
     shown = {"accept": own and case.status == DISPATCHED,
@@ -174,21 +144,19 @@ async def _detail(request: web.Request, *, status: int = 200, error: str | None 
     user = request["user"]
     async with request.app[DB].session() as session:
         case = await _load_case(request, session)
-        category = await session.get(Category, case.category_id) if case.category_id else None
-        unit = await session.get(Unit, case.unit_id) if case.unit_id else None
+        category, unit = await casework.case_names(session, case)
         files = await attachments(session, case.id)
         trail = await lifecycle.trail(session, case.id)
-        pending = await session.scalar(select(ExtensionRequest).where(
-            ExtensionRequest.case_id == case.id, ExtensionRequest.status == lifecycle.PENDING))
+        pending = await casework.pending_extension(session, case.id)
         calendar = await load_calendar(session)
-        units = await _units(session, handling=True) if user.role in DESK_ROLES else []
+        units = await casework.units(session, handling=True) if user.role in DESK_ROLES else []
     events = [{"at": e.at, "actor": e.actor or "系统", "what": _what(e),
                "reason": mask_text(str((e.detail or {}).get("reason") or ""))} for e in trail]
     return await render(request, "cases_detail.html", {
         "case": case, "type": CASE_TYPE_NAMES.get(case.case_type, case.case_type),
         "status_name": STATUS_NAMES.get(case.status, case.status),
         "urgency": urgency(case, china_date(utcnow()), calendar),
-        "category": category.name if category else "—", "unit": unit.name if unit else "—",
+        "category": category or "—", "unit": unit or "—",
         "description": mask_text(case.description),
         "reply_text": mask_text(case.reply_text) if case.reply_text else None,
         "phone": None if case.anonymous else (full_phone or mask_phone(case.phone)),
@@ -202,7 +170,8 @@ async def case_detail(request: web.Request) -> web.Response:
 
 
 async def evidence(request: web.Request) -> web.StreamResponse:
-    """A kept evidence file, after the case's unit is checked; never a path outside var/media."""
+    """A kept evidence file, after the case's unit is checked; never a path outside var/media.
+    Each view is audited (`case.evidence_view`: who, which case, which attachment)."""
     async with request.app[DB].session() as session:
         case = await _load_case(request, session)
         try:
@@ -217,6 +186,9 @@ async def evidence(request: web.Request) -> web.StreamResponse:
     path = (root / found[0].stored_path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise web.HTTPNotFound(text="文件已丢失")
+    async with request.app[DB].session() as session, session.begin():
+        api.audit(session, request["user"].username, "case.evidence_view", case.number,
+                  attachment_id=wanted, kind=found[0].kind, unit_id=case.unit_id)
     kind = found[0].content_type or ""
     response = web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff"})
     if kind.startswith(("image/", "video/")):
@@ -337,37 +309,42 @@ def _action_handler(name: str):
 async def dispatch_desk(request: web.Request) -> web.Response:
     router = request.app.get(ROUTER)
     threshold = (router.settings if router is not None else load_settings()).threshold
-    low = Case.route_confidence < threshold
     async with request.app[DB].session() as session:
-        queues = {
-            "submitted": await _rows(session, _case_query().where(
-                Case.status == SUBMITTED, Case.route_confidence.is_(None) | ~low)
-                .order_by(Case.created_at)),
-            "low": await _rows(session, _case_query().where(
-                Case.status.in_((SUBMITTED, DISPATCHED)), low).order_by(Case.created_at)),
-            "escalated": await _rows(session, _case_query().where(
-                Case.escalated_at.is_not(None), Case.status.in_(OPEN)).order_by(Case.deadline)),
-        }
-        returned = await _rows(session, _case_query().where(Case.status == RETURNED)
-                               .order_by(Case.created_at))
-        for row in returned:
-            last = await session.scalar(
-                select(Event.detail).join(Case, Case.id == Event.case_id)
-                .where(Case.number == row["number"], Event.name == CASE_RETURNED)
-                .order_by(Event.at.desc(), Event.id.desc()).limit(1)) or {}
-            row["returned_by"] = last.get("unit_id")
-            row["return_reason"] = mask_text(last.get("reason") or "")
-        queues["returned"] = returned
-        pending = [{"number": case.number, "unit": case.unit_id, "days": asked.days,
-                    "reason": mask_text(asked.reason), "by": asked.requested_by,
-                    "at": asked.requested_at, "deadline": case.deadline}
-                   for asked, case in await session.execute(
-                       select(ExtensionRequest, Case).join(Case, Case.id == ExtensionRequest.case_id)
-                       .where(ExtensionRequest.status == lifecycle.PENDING)
-                       .order_by(ExtensionRequest.requested_at))]
-        units = await _units(session, handling=True)
+        queue = await casework.dispatch_queue(session, threshold)
+        queues = {"submitted": await _rows(session, queue.submitted),
+                  "low": await _rows(session, queue.low),
+                  "escalated": await _rows(session, queue.escalated),
+                  "returned": await _rows(session, [r.listed for r in queue.returned])}
+        for row, returned in zip(queues["returned"], queue.returned):
+            row["returned_by"] = returned.by
+            row["return_reason"] = mask_text(returned.reason)
+        units = await casework.units(session, handling=True)
+    pending = [{"number": case.number, "unit": case.unit_id, "days": asked.days,
+                "reason": mask_text(asked.reason), "by": asked.requested_by,
+                "at": asked.requested_at, "deadline": case.deadline}
+               for asked, case in queue.extensions]
     return await render(request, "cases_dispatch.html", {
-        "queues": queues, "pending": pending, "units": units, "threshold": threshold})
+        "queues": queues, "pending": pending, "units": units, "threshold": threshold,
+        "live": "dispatch-live"})
+
+
+# ---------------------------------------------------------------- live queues (admin/live.py)
+
+async def unit_cases_live(request: web.Request) -> web.StreamResponse:
+    """`changed` when the viewer's desk changes: a unit handler's own unit only; dispatchers and
+    admins every unit's (the list's unit filter is applied when the page fetches again)."""
+    user = request["user"]
+    unit_id = (user.unit_id or "") if user.role == "unit_handler" else None
+    return await live.stream(request, lambda: _desk_state(request, unit_id))
+
+
+async def dispatch_live(request: web.Request) -> web.StreamResponse:
+    return await live.stream(request, lambda: _desk_state(request, None))
+
+
+async def _desk_state(request: web.Request, unit_id: str | None):
+    async with request.app[DB].session() as session:
+        return await casework.desk_state(session, unit_id)
 
 
 # ---------------------------------------------------------------- routes and their rules
@@ -380,13 +357,16 @@ def _route(action: str) -> str:
 def setup_case_pages(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin/cases", unit_cases, name="unit-cases")
+    r.add_get("/admin/cases/live", unit_cases_live, name="unit-cases-live")   # before {number}
     r.add_get("/admin/cases/{number}", case_detail, name="case-detail")
     r.add_get("/admin/cases/{number}/evidence/{id}", evidence, name="case-evidence")
     r.add_post("/admin/cases/{number}/unmask", unmask, name="case-unmask")
     for name in ACTIONS:
         r.add_post(f"/admin/cases/{{number}}/{name}", _action_handler(name), name=_route(name))
     r.add_get("/admin/dispatch", dispatch_desk, name="dispatch-desk")
+    r.add_get("/admin/dispatch/live", dispatch_live, name="dispatch-live")
     allow("unit-cases", *CASE_ROLES)
+    allow("unit-cases-live", *CASE_ROLES)
     allow("case-detail", *CASE_ROLES)
     allow("case-evidence", *CASE_ROLES)
     allow("case-unmask", "dispatcher", "unit_handler")
@@ -396,4 +376,5 @@ def setup_case_pages(app: web.Application) -> None:
     for name in ("reassign", "approve", "refuse"):           # the dispatcher's decisions
         allow(_route(name), *DESK_ROLES)
     allow("dispatch-desk", *DESK_ROLES)
+    allow("dispatch-live", *DESK_ROLES)
 

@@ -3,7 +3,9 @@
 Pages read and change conversations only through bot/handoff.py; replies reach the citizen
 through the outbox (server/outbox.py wires the channels). Every action is a POST form with the
 session's CSRF token, answered with a redirect and a flash (POST-redirect-GET), and audited.
-`inbox.js` refreshes the list and the open conversation every 5 seconds from "inbox-updates".
+The list is live: "inbox-live" streams `changed` (admin/live.py) and `live.js` makes `inbox.js`
+redraw it from "inbox-updates" (polling every 5 seconds if the stream cannot be had); the open
+conversation is refreshed every 5 seconds from the same JSON.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from datetime import datetime
 from aiohttp import web
 
 from admin.api import audit
-from admin import wordlists
+from admin import live, wordlists
 from admin.auth import flash, render
 from admin.permissions import allow
 from bot import handoff, harmful
@@ -90,13 +92,22 @@ def conversation_url(conversation_id: int) -> str:
     return f"/admin/inbox/{conversation_id}"
 
 
-def _row(w: handoff.Waiting, me: str, now: datetime) -> dict:
+def _row(w: handoff.Waiting, me: str, now: datetime, flagged: set[int]) -> dict:
     who = WHO.get(w.last_source or "", "客服") if w.last_source else ""
     return {"id": w.id, "url": conversation_url(w.id), "channel": CHANNELS.get(w.channel, w.channel),
             "reason": REASONS.get(w.handoff_reason or "", w.handoff_reason or ""),
             "waiting": waited(w.waiting_seconds(now)), "since": at(w.handoff_at),
             "last": f"{who}：{shorten(mask(w.last_text))}" if who else "",
-            "owner": w.assigned_to or "", "mine": w.assigned_to == me}
+            "owner": w.assigned_to or "", "mine": w.assigned_to == me,
+            "flagged": w.id in flagged}          # art. 24: a harmful citizen message in it
+
+
+async def _rows(db, me: str, mine: bool) -> list[dict]:
+    """The list, on the page and in its JSON alike (the harmful flag included)."""
+    waiting = await handoff.waiting(db, owner=me if mine else None)
+    flagged = await harmful.flagged_conversations(db, [w.id for w in waiting])
+    now = utcnow()
+    return [_row(w, me, now, flagged) for w in waiting]
 
 
 def _item(item: handoff.Item, states: dict) -> dict:
@@ -138,11 +149,8 @@ async def _load(request: web.Request):
 # ---------------------------------------------------------------- pages
 
 async def inbox(request: web.Request) -> web.Response:
-    me = request["user"].username
     mine = request.query.get("mine") == "1"
-    now = utcnow()
-    rows = [_row(w, me, now) for w in await handoff.waiting(request.app[DB],
-                                                            owner=me if mine else None)]
+    rows = await _rows(request.app[DB], request["user"].username, mine)
     return await render(request, "inbox_list.html", {"rows": rows, "mine": mine})
 
 
@@ -179,9 +187,7 @@ async def updates(request: web.Request) -> web.Response:
     headers = {"Cache-Control": "no-store"}
     wanted = request.query.get("conversation")
     if wanted is None:
-        mine = request.query.get("mine") == "1"
-        now = utcnow()
-        rows = [_row(w, me, now) for w in await handoff.waiting(db, owner=me if mine else None)]
+        rows = await _rows(db, me, request.query.get("mine") == "1")
         return web.json_response({"rows": rows}, headers=headers)
     try:
         conversation_id, after = int(wanted), int(request.query.get("after", "0"))
@@ -194,6 +200,21 @@ async def updates(request: web.Request) -> web.Response:
         "messages": [i for i in items if i["id"] > after],
         "deliveries": {str(i["id"]): i["delivery"] for i in items if i["delivery"]},
     }, headers=headers)
+
+
+async def inbox_live(request: web.Request) -> web.StreamResponse:
+    """`changed` when the list would change: a hand-off, a claim, a new message, a give-back."""
+    db, me = request.app[DB], request["user"].username
+    mine = request.query.get("mine") == "1"
+
+    async def state():
+        waiting = await handoff.waiting(db, owner=me if mine else None)
+        counts = {"waiting": len(waiting),
+                  "unclaimed": sum(1 for w in waiting if not w.assigned_to),
+                  "mine": sum(1 for w in waiting if w.assigned_to == me)}
+        return tuple((w.id, w.assigned_to, w.last_at, w.last_source) for w in waiting), counts
+
+    return await live.stream(request, state)
 
 
 # ---------------------------------------------------------------- actions
@@ -313,6 +334,7 @@ def setup_routes(app: web.Application) -> None:
     base = "/admin/inbox/{conversation_id:\\d+}"
     r.add_get("/admin/inbox", inbox, name="staff-inbox")
     r.add_get("/admin/inbox/updates", updates, name="inbox-updates")
+    r.add_get("/admin/inbox/live", inbox_live, name="inbox-live")
     r.add_get(base, conversation, name="inbox-conversation")
     # (Route names may not hold a Python keyword: "return" is "inbox-to-bot".)
     for action, handler, name in (("claim", claim, "inbox-claim"),
@@ -321,6 +343,6 @@ def setup_routes(app: web.Application) -> None:
                                   ("return", return_to_bot, "inbox-to-bot"),
                                   ("resolve", resolve, "inbox-resolve")):
         r.add_post(f"{base}/{action}", handler, name=name)
-    for name in ("staff-inbox", "inbox-updates", "inbox-conversation", "inbox-claim",
+    for name in ("staff-inbox", "inbox-updates", "inbox-live", "inbox-conversation", "inbox-claim",
                  "inbox-release", "inbox-reply", "inbox-note", "inbox-to-bot", "inbox-resolve"):
         allow(name, *ROLES)

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casework import events
 # The directory's files, CSV or XLSX, checked whole before anything is stored.
 from casework.directory import DirectoryRejected, import_categories, import_units  # noqa: F401
-from casework.models import COMPLAINT, REPORT, Case, CaseAttachment, Unit
+from casework.events import CASE_RETURNED
+from casework.models import (COMPLAINT, DISPATCHED, IN_PROGRESS, REOPENED, REPORT, RETURNED, SUBMITTED,
+                             Case, CaseAttachment, Category, Event, ExtensionRequest, Unit)
 from server.db import CHINA, Database
 
 DEMO = Path(__file__).resolve().parent / "demo"
@@ -22,6 +24,11 @@ CASE_TYPE_NAMES = {COMPLAINT: "投诉", REPORT: "举报"}
 STATUS_NAMES = {"submitted": "已受理，等待派单", "dispatched": "已派单", "in_progress": "办理中",
                 "returned": "已退回，等待重新派单", "replied": "已答复", "rated": "已评价",
                 "closed": "已办结", "reopened": "重新办理"}
+
+
+# Not replied to yet: a reply deadline runs.
+OPEN = (SUBMITTED, DISPATCHED, RETURNED, IN_PROGRESS, REOPENED)
+PENDING = "pending"          # an extension request not decided yet
 
 
 class CaseNotFound(LookupError):
@@ -223,3 +230,121 @@ async def evidence_lost(session: AsyncSession, attachment_id: int, reason: str) 
     """The file cannot be had (expired, unknown id): recorded so staff know, not tried again."""
     await session.execute(update(CaseAttachment).where(CaseAttachment.id == attachment_id)
                           .values(fetch_error=reason[:200]))
+
+
+# ---------------------------------------------------------------- the desks' reads (admin/case_pages.py)
+
+# A case as the desks list it: the case, its category's name and its unit's name.
+Listed = tuple[Case, "str | None", "str | None"]
+
+
+def _listed():
+    return (select(Case, Category.name, Unit.name)
+            .outerjoin(Category, Category.id == Case.category_id)
+            .outerjoin(Unit, Unit.id == Case.unit_id))
+
+
+async def unit_desk_cases(session: AsyncSession, unit_id: str | None, *, status: str = "",
+                          overdue_on: date | None = None, limit: int = 50,
+                          offset: int = 0) -> tuple[int, list[Listed]]:
+    """(how many match, one page of them) for 本单位办件: `unit_id` None is every unit's;
+    `overdue_on` keeps open cases whose deadline is before that day. Open cases first by
+    deadline, then the rest newest first."""
+    filters = []
+    if unit_id is not None:
+        filters.append(Case.unit_id == unit_id)
+    if status:
+        filters.append(Case.status == status)
+    if overdue_on is not None:
+        filters += [Case.status.in_(OPEN), Case.deadline < overdue_on]
+    total = await session.scalar(select(func.count()).select_from(Case).where(*filters)) or 0
+    rows = await session.execute(
+        _listed().where(*filters)
+        .order_by(Case.status.notin_(OPEN), Case.deadline.is_(None), Case.deadline,
+                  Case.created_at.desc(), Case.id.desc())
+        .limit(limit).offset(offset))
+    return total, [tuple(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Returned:
+    """A case sent back to the dispatcher: which unit returned it and why (the last return)."""
+    listed: Listed
+    by: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class DispatchQueue:
+    submitted: list[Listed]          # waiting for a unit, routing confident or not scored
+    low: list[Listed]                # routing confidence below the threshold
+    escalated: list[Listed]          # overdue and escalated by the case job, still open
+    returned: list[Returned]
+    extensions: list[tuple[ExtensionRequest, Case]]   # pending, oldest first
+
+
+async def dispatch_queue(session: AsyncSession, threshold: float) -> DispatchQueue:
+    """分派中心's five queues."""
+    low = Case.route_confidence < threshold
+
+    async def listed(query) -> list[Listed]:
+        return [tuple(row) for row in await session.execute(query)]
+
+    returned = []
+    for row in await listed(_listed().where(Case.status == RETURNED).order_by(Case.created_at)):
+        last = await session.scalar(
+            select(Event.detail).where(Event.case_id == row[0].id, Event.name == CASE_RETURNED)
+            .order_by(Event.at.desc(), Event.id.desc()).limit(1)) or {}
+        returned.append(Returned(row, last.get("unit_id"), last.get("reason") or ""))
+    return DispatchQueue(
+        submitted=await listed(_listed().where(
+            Case.status == SUBMITTED, Case.route_confidence.is_(None) | ~low).order_by(Case.created_at)),
+        low=await listed(_listed().where(Case.status.in_((SUBMITTED, DISPATCHED)), low)
+                         .order_by(Case.created_at)),
+        escalated=await listed(_listed().where(Case.escalated_at.is_not(None), Case.status.in_(OPEN))
+                               .order_by(Case.deadline)),
+        returned=returned,
+        extensions=[tuple(row) for row in await session.execute(
+            select(ExtensionRequest, Case).join(Case, Case.id == ExtensionRequest.case_id)
+            .where(ExtensionRequest.status == PENDING).order_by(ExtensionRequest.requested_at))])
+
+
+async def pending_extension(session: AsyncSession, case_id: int) -> ExtensionRequest | None:
+    return await session.scalar(select(ExtensionRequest).where(
+        ExtensionRequest.case_id == case_id, ExtensionRequest.status == PENDING))
+
+
+async def case_names(session: AsyncSession, case: Case) -> tuple[str | None, str | None]:
+    """(category name, unit name) of a case."""
+    category = await session.get(Category, case.category_id) if case.category_id else None
+    return category.name if category else None, await unit_name(session, case.unit_id)
+
+
+async def units(session: AsyncSession, *, handling: bool = False) -> list[Unit]:
+    """The directory's units; `handling`: those a case can be dispatched to (not the centre)."""
+    query = select(Unit).order_by(Unit.id)
+    return list(await session.scalars(query.where(~Unit.is_dispatcher) if handling else query))
+
+
+async def desk_state(session: AsyncSession, unit_id: str | None = None) -> tuple[tuple, dict]:
+    """(fingerprint, counts) of a desk's cases — one unit's, or every case for the dispatcher —
+    for the live queues: the fingerprint changes with any case event or case moving in or out;
+    the counts are what the page may show."""
+    scope = [Case.unit_id == unit_id] if unit_id is not None else []
+    last_event = await session.scalar(
+        select(func.max(Event.id)).join(Case, Case.id == Event.case_id).where(*scope))
+    total, open_ = (await session.execute(
+        select(func.count(), func.count().filter(Case.status.in_(OPEN)))
+        .select_from(Case).where(*scope))).one()
+    counts = {"total": total, "open": open_}
+    if unit_id is None:
+        counts["extensions"] = await session.scalar(
+            select(func.count()).select_from(ExtensionRequest)
+            .where(ExtensionRequest.status == PENDING)) or 0
+        counts["waiting"] = await session.scalar(
+            select(func.count()).select_from(Case)
+            .where(Case.status.in_((SUBMITTED, RETURNED)))) or 0
+    last_case = await session.scalar(select(func.max(Case.id)).where(*scope))
+    extension = await session.scalar(select(func.max(ExtensionRequest.id)).join(
+        Case, Case.id == ExtensionRequest.case_id).where(*scope))
+    return (last_event, last_case, extension, *counts.values()), counts

@@ -1,6 +1,7 @@
-// The staff inbox: canned phrases into the reply box, and a refresh every 5 s from the server's
-// JSON. Text from the server is only ever written with textContent: a citizen's message that
-// looks like markup stays text.
+// The staff inbox: canned phrases into the reply box; the list redrawn from the server's JSON
+// whenever live.js says it changed; the open conversation refreshed every 5 s. Text from the
+// server is only ever written with textContent: a citizen's message that looks like markup
+// stays text.
 (function () {
   "use strict";
   var EVERY = 5000;
@@ -33,18 +34,22 @@
     window.setTimeout(tick, EVERY);
   }
 
-  // ------------------------------------------------------------ the list
+  // ------------------------------------------------------------ the list (live.js calls this)
   var list = document.getElementById("inbox-list");
   if (list) {
-    poll(function () {
+    list.liveRefresh = function () {
       return getJSON(list.getAttribute("data-updates")).then(function (data) {
         var body = el("tbody");
         data.rows.forEach(function (row) {
-          var tr = el("tr", row.mine ? "mine" : "");
+          var tr = el("tr", [row.mine ? "mine" : "", row.flagged ? "flagged" : ""].join(" ").trim());
           tr.setAttribute("data-id", row.id);
           tr.appendChild(el("td", "waiting", row.waiting));
           tr.appendChild(el("td", "", row.reason));
           var last = el("td", "last");
+          if (row.flagged) {           // art. 24, as the server-rendered list shows it
+            last.appendChild(el("strong", "flag error", "⚠ 疑似有害信息"));
+            last.appendChild(document.createTextNode(" "));
+          }
           var link = el("a", "", row.last || "（无消息）");
           link.href = row.url;
           last.appendChild(link);
@@ -56,14 +61,15 @@
         });
         if (!data.rows.length) {
           var empty = el("tr", "empty");
-          var cell = el("td", "", "暂无等待人工处理的会话");
+          var mine = /[?&]mine=1/.test(list.getAttribute("data-updates"));
+          var cell = el("td", "", mine ? "您当前没有接管的会话" : "暂无等待人工处理的会话");
           cell.colSpan = 6;
           empty.appendChild(cell);
           body.appendChild(empty);
         }
         list.replaceChild(body, list.tBodies[0]);
       });
-    });
+    };
   }
 
   // ------------------------------------------------------------ one conversation

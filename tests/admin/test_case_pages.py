@@ -195,20 +195,26 @@ async def test_admins_may_read_a_case_but_not_unmask_it(make_client, db):
     assert (await client.post(f"/admin/cases/{case.number}/unmask", data={"_csrf": csrf})).status == 403
 
 
+async def evidence_of(db, case: Case, var_dir) -> tuple[CaseAttachment, ...]:
+    """(kept under var_dir/media, lost, still waiting, a stored path escaping media/)."""
+    (var_dir / "media" / str(case.id)).mkdir(parents=True)
+    (var_dir / "media" / str(case.id) / "1.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    async with db.session() as session, session.begin():
+        files = (CaseAttachment(case_id=case.id, kind="image", media_id="m1",
+                                stored_path=f"{case.id}/1.png", content_type="image/png", size=12),
+                 CaseAttachment(case_id=case.id, kind="image", media_id="m2", fetch_attempts=5,
+                                fetch_error="media expired"),
+                 CaseAttachment(case_id=case.id, kind="video", media_id="m3", fetch_attempts=1),
+                 CaseAttachment(case_id=case.id, kind="image", stored_path="../../etc/passwd",
+                                content_type="image/png"))
+        session.add_all(files)
+    return files
+
+
 async def test_kept_evidence_is_served_with_its_type_and_missing_files_show_their_state(
         make_client, db, tmp_path):
     case = await a_case(db, UNIT)
-    (tmp_path / "media" / str(case.id)).mkdir(parents=True)
-    (tmp_path / "media" / str(case.id) / "1.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    async with db.session() as session, session.begin():
-        kept = CaseAttachment(case_id=case.id, kind="image", media_id="m1",
-                              stored_path=f"{case.id}/1.png", content_type="image/png", size=12)
-        lost = CaseAttachment(case_id=case.id, kind="image", media_id="m2", fetch_attempts=5,
-                              fetch_error="media expired")
-        waiting = CaseAttachment(case_id=case.id, kind="video", media_id="m3", fetch_attempts=1)
-        escape = CaseAttachment(case_id=case.id, kind="image", stored_path="../../etc/passwd",
-                                content_type="image/png")
-        session.add_all([kept, lost, waiting, escape])
+    kept, lost, _, escape = await evidence_of(db, case, tmp_path)
     await add_user(db, "zhao", "unit_handler")
     client = await make_client(var_dir=tmp_path)
     assert (await login(client, "zhao")).status == 303
