@@ -93,6 +93,8 @@ NAV = [
             frozenset({"admin", "reviewer", "agent"})),
     NavItem("kb-review", "问答审核", "审核待发布的问答（先审后发）",
             frozenset({"admin", "reviewer"})),
+    NavItem("spotcheck-list", "季度抽查", "按季度随机抽取办件和会话，查看全程记录并记录检查结论",
+            frozenset({"admin", "reviewer"})),
     NavItem("admin-users", "账号管理", "创建账号、停用或启用账号、重置密码"),
     NavItem("audit-log", "审计日志", "查询谁在何时做了什么", frozenset({"admin"})),
     NavItem("admin-password", "修改密码", "修改自己的登录密码"),

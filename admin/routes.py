@@ -18,9 +18,13 @@ from admin.case_pages import setup_case_pages
 from admin.kb_pages import setup_kb_pages
 from admin.models import ROLES, User
 from admin.permissions import NAV, may_open
+from admin.settings_pages import setup_settings_pages
+from admin.spotcheck_pages import setup_spotcheck_pages
 from admin.word_pages import setup_word_pages
+from casework import alerts
 from casework.api import unit_name
 from server.appkeys import DB
+from server.db import CHINA, utcnow
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -83,6 +87,10 @@ async def root(request: web.Request) -> web.Response:
     raise web.HTTPFound("/admin/")
 
 
+# Who sees the alerts (casework/alerts.py) on the home page: those who can act on them.
+ALERT_ROLES = ("admin", "reviewer")
+
+
 async def home(request: web.Request) -> web.Response:
     role = request["user"].role
     names = {r.name for r in request.app.router.resources() if r.name}
@@ -93,7 +101,16 @@ async def home(request: web.Request) -> web.Response:
                           "url": str(request.app.router[item.name].url_for())})
         elif item.name not in names and role in item.planned:
             tasks.append({"label": item.label, "hint": item.hint, "url": None})
-    return await render(request, "home.html", {"tasks": tasks})
+    shown = []
+    if role in ALERT_ROLES:
+        async with request.app[DB].session() as session:
+            found = await alerts.alerts(session, utcnow().astimezone(CHINA).date())
+        for alert in found:
+            url = None
+            if alert.route in names and may_open(role, alert.route):
+                url = str(request.app.router[alert.route].url_for().with_query(alert.query))
+            shown.append({"level": alert.level, "kind": alert.kind, "message": alert.message, "url": url})
+    return await render(request, "home.html", {"tasks": tasks, "alerts": shown})
 
 
 # ---------------------------------------------------------------- accounts (admins)
@@ -196,3 +213,5 @@ def setup_routes(app: web.Application) -> None:
     setup_audit_pages(app)               # 审计日志
     setup_word_pages(app)                # 词表管理 (content checks, art. 20–21, 24)
     setup_kb_pages(app)                  # Q&A curation (问答库, 问答审核)
+    setup_settings_pages(app)            # 系统设置 (directory, routing, calendar, deadlines, WeChat)
+    setup_spotcheck_pages(app)           # 季度抽查 (art. 32)
