@@ -52,9 +52,13 @@ async def test_kb_import_rejects_a_bad_file_whole(db, tmp_path):
     assert "nothing was imported" in result.stderr and "row 2, column answer: empty" in result.stderr
 
 
-def test_pending_groups_say_they_are_not_built_yet(db_url):
-    result = govchat(db_url, "report")
-    assert result.returncode == 2 and "not built yet" in result.stderr
+def test_backup_and_restore_from_the_command_line(db_url, tmp_path):
+    file = tmp_path / "govchat.backup"
+    made = govchat(db_url, "backup", str(file))
+    assert made.returncode == 0, made.stderr
+    assert "Backed up" in made.stdout and file.stat().st_size > 0
+    refused = govchat(db_url, "restore", str(tmp_path / "missing"))
+    assert refused.returncode == 1 and "no backup file" in refused.stderr
 
 
 def test_a_bad_database_url_is_a_clear_configuration_error():
