@@ -887,6 +887,73 @@ def _add_route_commands(sub) -> None:
 
 
 
+def cmd_spotcheck_draw(args, config) -> int:
+    from casework import spotcheck
+
+    try:
+        check = _with_session(config, lambda session: spotcheck.draw(
+            session, args.quarter, args.per_unit, args.seed, actor=args.actor))
+    except spotcheck.SpotCheckError as exc:
+        print(f"govchat spotcheck draw: {exc}", file=sys.stderr)
+        return 2
+    listed = {row.check.id: row for row in _with_session(config, spotcheck.list_checks)}
+    print(f"Spot check {check.id}: {check.quarter} ({check.period_start} to {check.period_end}), "
+          f"{listed[check.id].total} items, up to {check.per_unit} per unit and per channel")
+    print(f"seed: {check.seed}   (the same seed over the same data draws the same sample)")
+    return 0
+
+
+def cmd_spotcheck_list(args, config) -> int:
+    from casework import spotcheck
+
+    rows = _with_session(config, spotcheck.list_checks)
+    if not rows:
+        print("No spot checks.")
+        return 0
+    print(f"{'id':>4}  {'quarter':<7}  {'seed':>10}  {'per unit':>8}  {'checked':>9}  {'problems':>8}  by")
+    for row in rows:
+        c = row.check
+        print(f"{c.id:>4}  {c.quarter:<7}  {c.seed:>10}  {c.per_unit:>8}  "
+              f"{f'{row.checked}/{row.total}':>9}  {row.problems:>8}  {c.created_by}")
+    return 0
+
+
+def cmd_spotcheck_export(args, config) -> int:
+    from casework.spotcheck import SpotCheckError
+    from casework.spotcheck_export import FORMATS, export
+
+    fmt = Path(args.out).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        print("govchat spotcheck export: --out must end in .xlsx or .csv", file=sys.stderr)
+        return 2
+    try:
+        data = _with_session(config, lambda session: export(session, args.id, fmt, actor=args.actor))
+    except SpotCheckError as exc:
+        print(f"govchat spotcheck export: {exc}", file=sys.stderr)
+        return 2
+    Path(args.out).write_bytes(data)
+    print(f"Wrote {args.out}")
+    return 0
+
+
+def _add_spotcheck_commands(sub) -> None:
+    spot = sub.add_parser("spotcheck", help="quarterly spot checks (art. 32): draw, list, export")
+    spot_sub = spot.add_subparsers(dest="spotcheck_command", required=True)
+    draw = spot_sub.add_parser("draw", help="draw N cases per unit and N conversations per channel")
+    draw.add_argument("--quarter", required=True, help="e.g. 2026Q3 (China dates)")
+    draw.add_argument("--per-unit", type=int, required=True, help="items of each kind per unit")
+    draw.add_argument("--seed", type=int, help="repeat an earlier draw (default: a new random seed)")
+    draw.add_argument("--as", dest="actor", default="cli", metavar="USER", help="recorded as the drawer")
+    draw.set_defaults(func=cmd_spotcheck_draw)
+    spot_sub.add_parser("list", help="spot checks with their seed and progress").set_defaults(
+        func=cmd_spotcheck_list)
+    exp = spot_sub.add_parser("export", help="items and their trails for the inspector")
+    exp.add_argument("id", type=int)
+    exp.add_argument("--out", required=True, metavar="FILE", help=".xlsx (two sheets) or .csv")
+    exp.add_argument("--as", dest="actor", default="cli", metavar="USER", help="recorded in the audit log")
+    exp.set_defaults(func=cmd_spotcheck_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="govchat", description="govchat citizen-service assistant")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -1031,6 +1098,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_route_commands(sub)
     _add_report_commands(sub)
+    _add_spotcheck_commands(sub)
     return parser
 
 

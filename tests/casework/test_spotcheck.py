@@ -236,3 +236,38 @@ async def test_the_xlsx_and_csv_exports_hold_the_items_and_their_trails(world):
         audited = list(await session.scalars(select(AuditEntry).where(
             AuditEntry.action == "spotcheck.export")))
     assert sorted(a.detail["format"] for a in audited) == ["csv", "xlsx"]
+
+
+async def test_the_command_line_draws_prints_the_seed_lists_and_exports(world, monkeypatch, capsys,
+                                                                        tmp_path):
+    import asyncio
+
+    from server.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", world.url)
+
+    async def govchat(*args) -> int:   # main() runs its own event loop
+        return await asyncio.to_thread(main, list(args))
+
+    assert await govchat("spotcheck", "draw", "--quarter", "2026Q3", "--per-unit", "2") == 0
+    out = capsys.readouterr().out
+    seed = int(out.split("seed: ")[1].split()[0])
+    assert "2026Q3 (2026-07-01 to 2026-09-30), 8 items" in out
+    assert await govchat("spotcheck", "draw", "--quarter", "2026Q3", "--per-unit", "2",
+                         "--seed", str(seed), "--as", "inspector") == 0
+    assert f"seed: {seed}" in capsys.readouterr().out
+    async with world.session() as session:
+        first, second = [sorted((i.kind, i.case_id, i.conversation_id) for i in items) for items in [
+            list(await session.scalars(select(SpotCheckItem).where(SpotCheckItem.spot_check_id == c.id)))
+            for c in sorted((r.check for r in await spotcheck.list_checks(session)), key=lambda c: c.id)]]
+    assert first == second
+    assert await govchat("spotcheck", "list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 3 and f"{seed:>10}" in listed[1] and "0/8" in listed[1]
+    out_file = tmp_path / "q3.xlsx"
+    assert await govchat("spotcheck", "export", listed[1].split()[0],
+                         "--out", str(out_file)) == 0
+    assert load_workbook(out_file).sheetnames == ["抽查清单", "记录"]
+    assert await govchat("spotcheck", "draw", "--quarter", "Q3", "--per-unit", "2") == 2
+    assert await govchat("spotcheck", "export", "1", "--out", str(tmp_path / "x.pdf")) == 2
+    assert "quarter must look like 2026Q3" in capsys.readouterr().err
