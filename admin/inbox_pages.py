@@ -17,7 +17,7 @@ from aiohttp import web
 from admin.api import audit
 from admin import live, wordlists
 from admin.auth import flash, render
-from admin.permissions import allow
+from admin.permissions import allow, may_open
 from bot import handoff, harmful
 from bot.handoff import HandoffRefused
 from bot.models import STAFF
@@ -25,6 +25,7 @@ from channels.wechat import delivery
 from channels.wechat.models import DELIVERED, PENDING, SENDING, UNDELIVERABLE
 from server.appkeys import DB
 from server.db import CHINA, utcnow
+from knowledge_base import workflow
 from server.outbox import build_outbox
 
 ROLES = ("agent", "admin")
@@ -174,6 +175,7 @@ async def conversation_page(request: web.Request, *, status: int = 200, error: s
         "last_id": items[-1]["id"] if items else 0, "canned": CANNED,
         "error": error, "draft": draft, "max_reply": handoff.MAX_REPLY, "max_note": handoff.MAX_NOTE,
         "held": held, "flagged": flagged,
+        "may_propose": may_open(request["user"].role, "inbox-propose"),
     }, status=status)
 
 
@@ -328,6 +330,62 @@ async def resolve(request: web.Request) -> web.Response:
     return await _give_back(request, resolved=True)
 
 
+# ---------------------------------------------------------------- 提议加入问答库
+
+def proposal_id(message_id: int) -> str:
+    """The Q&A entry a staff reply becomes: one per reply, so proposing twice finds the first."""
+    return f"STAFF-{message_id}"
+
+
+def _proposal(items: list[handoff.Item], message_id: int) -> tuple[handoff.Item, handoff.Item]:
+    """(the citizen message the staff reply answered — the latest inbound before it, the reply)."""
+    reply = next((i for i in items if i.id == message_id), None)
+    if reply is None or reply.direction != "out" or reply.source != "staff":
+        raise HandoffRefused("只能将工作人员的回复提议加入问答库")
+    asked = [i for i in items[:items.index(reply)] if i.direction == "in"]
+    if not asked:
+        raise HandoffRefused("找不到这条回复所答复的群众消息")
+    return asked[-1], reply
+
+
+async def propose(request: web.Request) -> web.Response:
+    """A staff reply becomes a DRAFT Q&A entry (question: the citizen's message it answered,
+    answer: the reply; phone and ID numbers masked) for the agent to edit and submit for review
+    on the entry's page. Through knowledge_base.workflow (audited kb.draft) and audited here."""
+    db, me = request.app[DB], request["user"].username
+    cid = _conversation_id(request)
+    message_id = int(request.match_info["message_id"])
+    try:
+        await handoff.conversation(db, cid)
+    except handoff.NotFound:
+        await flash(request, "会话不存在，无法提议加入问答库")
+        raise web.HTTPSeeOther("/admin/inbox") from None
+    try:
+        question, answer = _proposal(await handoff.history(db, cid), message_id)
+        if question.id in await harmful.flags_of(db, cid):
+            raise HandoffRefused("该群众消息被标记为疑似有害信息，不能提议加入问答库")
+    except HandoffRefused as exc:
+        return await _done(request, "propose.refused", cid, exc.zh, conversation_url(cid),
+                           message_id=message_id, reason=exc.zh)
+    entry_id = proposal_id(message_id)
+    entry_url = str(request.app.router["kb-entry"].url_for(entry=entry_id))
+    async with db.session() as session, session.begin():
+        try:
+            await workflow.versions(session, entry_id)
+            exists = True
+        except workflow.WorkflowError:
+            exists = False
+            version = await workflow.save_draft(session, entry_id, me, question=mask(question.text),
+                                                answer=mask(answer.text))
+            audit(session, me, "inbox.propose", f"conversation:{cid}", message_id=message_id,
+                  question_message_id=question.id, entry=f"{entry_id}@{version.number}")
+    if exists:
+        await flash(request, f"这条回复已提议过：问答 {entry_id}")
+    else:
+        await flash(request, f"已生成问答草稿 {entry_id}，请修改后提交审核")
+    raise web.HTTPSeeOther(entry_url)
+
+
 def setup_routes(app: web.Application) -> None:
     """Mounted by admin/routes.py; the rules: agents and admins."""
     r = app.router
@@ -343,6 +401,9 @@ def setup_routes(app: web.Application) -> None:
                                   ("return", return_to_bot, "inbox-to-bot"),
                                   ("resolve", resolve, "inbox-resolve")):
         r.add_post(f"{base}/{action}", handler, name=name)
+    r.add_post(base + "/messages/{message_id:\\d+}/propose", propose, name="inbox-propose")
     for name in ("staff-inbox", "inbox-updates", "inbox-live", "inbox-conversation", "inbox-claim",
                  "inbox-release", "inbox-reply", "inbox-note", "inbox-to-bot", "inbox-resolve"):
         allow(name, *ROLES)
+    # Those who may open the inbox and also edit Q&A drafts (admin/kb_pages.py EDITORS).
+    allow("inbox-propose", "agent", "admin")
