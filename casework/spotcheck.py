@@ -19,7 +19,7 @@ import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,7 +113,8 @@ async def draw(session: AsyncSession, quarter: str, per_unit: int, seed: int | N
         for group in sorted(groups):
             for object_id in _sample(seed, kind, group, groups[group], per_unit):
                 session.add(SpotCheckItem(
-                    spot_check_id=check.id, kind=kind, unit_id=(group or None) if kind == CASE else None,
+                    spot_check_id=check.id, kind=kind,
+                    unit_id=(group or None) if kind == CASE else None,
                     case_id=object_id if kind == CASE else None,
                     conversation_id=object_id if kind == CONVERSATION else None))
                 picked += 1
@@ -133,13 +134,13 @@ class Listed:
 
 async def list_checks(session: AsyncSession) -> list[Listed]:
     """Every spot check, newest first, with its progress."""
-    counts = {row.spot_check_id: row for row in await session.execute(
-        select(SpotCheckItem.spot_check_id, func.count().label("total"),
-               func.count(SpotCheckItem.finding).label("checked"),
-               func.count().filter(SpotCheckItem.finding == PROBLEM).label("problems"))
-        .group_by(SpotCheckItem.spot_check_id))}
+    rows = await session.execute(
+        select(SpotCheckItem.spot_check_id, func.count(), func.count(SpotCheckItem.finding),
+               func.count().filter(SpotCheckItem.finding == PROBLEM))
+        .group_by(SpotCheckItem.spot_check_id))
+    counts = {check_id: (total, checked, problems) for check_id, total, checked, problems in rows}
     checks = await session.scalars(select(SpotCheck).order_by(SpotCheck.id.desc()))
-    return [Listed(c, *(tuple(counts[c.id])[1:] if c.id in counts else (0, 0, 0))) for c in checks]
+    return [Listed(c, *counts.get(c.id, (0, 0, 0))) for c in checks]
 
 
 async def get_check(session: AsyncSession, check_id: int) -> SpotCheck:
@@ -186,7 +187,8 @@ async def items_of(session: AsyncSession, check: SpotCheck) -> list[ItemView]:
     for item in items:
         if item.kind == CASE:
             case = cases[item.case_id]
-            group = f"{units.get(item.unit_id, item.unit_id)} ({item.unit_id})" if item.unit_id else "未分派"
+            group = (f"{units.get(item.unit_id, item.unit_id)} ({item.unit_id})" if item.unit_id
+                     else "未分派")
             views.append(ItemView(item, group, case.number, STATUS_NAMES.get(case.status, case.status),
                                   case.created_at, case.closed_at or case.replied_at))
         else:
@@ -200,8 +202,6 @@ async def items_of(session: AsyncSession, check: SpotCheck) -> list[ItemView]:
 
 def _utc(moment: datetime | None) -> datetime | None:
     # Aggregates bypass the column type: SQLite gives back naive UTC (or text).
-    from datetime import timezone
-
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     if moment is not None and moment.tzinfo is None:
@@ -300,7 +300,8 @@ async def _conversation_lines(session: AsyncSession, conversation_id: int, lo: d
         lines.append(Line(m.created_at, "消息", f"{who}（{'收' if m.direction == 'in' else '发'}）", text))
     if with_events:
         for e in await session.scalars(select(Event).where(
-                Event.conversation_id == conversation_id, *window(Event.at)).order_by(Event.at, Event.id)):
+                Event.conversation_id == conversation_id, *window(Event.at))
+                .order_by(Event.at, Event.id)):
             lines.append(Line(e.at, "事件", e.actor or "系统", mask_text(_event_text(e))))
     for n in await session.scalars(select(ConversationNote).where(
             ConversationNote.conversation_id == conversation_id, *window(ConversationNote.created_at))):
@@ -341,7 +342,8 @@ async def _case_trail(session: AsyncSession, case_id: int) -> Trail:
     if case.conversation_id:
         end = case.closed_at + CONVERSATION_MARGIN if case.closed_at else None
         lines += await _conversation_lines(session, case.conversation_id,
-                                           case.created_at - CONVERSATION_MARGIN, end, with_events=False)
+                                           case.created_at - CONVERSATION_MARGIN, end,
+                                           with_events=False)
     return Trail(f"办件 {case.number}", facts, _in_order(lines))
 
 

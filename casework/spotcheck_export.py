@@ -38,7 +38,8 @@ async def tables(session: AsyncSession, check: SpotCheck) -> tuple[list[list[str
     for n, view in enumerate(await items_of(session, check), start=1):
         items.append(_item_row(n, view))
         for line in (await trail(session, view.item)).lines:
-            lines.append([str(n), view.group, view.ref, china_time(line.at), line.what, line.who, line.text])
+            lines.append([str(n), view.group, view.ref, china_time(line.at), line.what, line.who,
+                          line.text])
     return items, lines
 
 
