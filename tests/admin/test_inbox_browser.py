@@ -100,3 +100,44 @@ async def test_an_agent_claims_and_replies_and_the_citizen_sees_it(site, db):
             await browser.close()
     assert dialogs == []
     assert problems == []
+
+
+async def test_a_new_handoff_appears_in_the_open_list_without_a_reload(site, db, monkeypatch):
+    """The list's event stream (admin/live.py) says `changed`; live.js has inbox.js redraw it."""
+    from playwright.async_api import async_playwright
+
+    from admin import live
+    monkeypatch.setattr(live, "CHECK_EVERY", 0.2)
+    await add_user(db, "li.na", "agent")
+    problems = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            agent = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            agent.on("pageerror", lambda e: problems.append(str(e)))
+            agent.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            await agent.goto(site + "/admin/inbox")
+            await agent.fill("input[name=username]", "li.na")
+            await agent.fill("input[name=password]", PASSWORD)
+            await agent.click("button[type=submit]")
+            await agent.wait_for_url(site + "/admin/inbox")
+            assert await agent.locator("#inbox-list tr[data-id]").count() == 0
+            await agent.evaluate("window.stillTheSamePage = true")
+
+            citizen = await (await browser.new_context()).new_page()
+            await citizen.goto(site + "/")
+            await send(citizen, "我要找人工")
+            await citizen.locator("#chat-log", has_text="您好，我是智能助手。").wait_for(timeout=10000)
+            async with db.session() as session:
+                conv_id = await session.scalar(select(Conversation.id))
+            assert await bot_api.request_handoff(db, conv_id, bot_api.CITIZEN_REQUEST)
+
+            # Sooner than the 5 s polling fallback would: the stream brought it.
+            row = agent.locator(f'#inbox-list tr[data-id="{conv_id}"]')
+            await row.wait_for(timeout=4000)
+            assert await row.locator(".owner").inner_text() == "未接管"
+            assert await agent.evaluate("window.stillTheSamePage") is True      # no reload
+            assert (await agent.locator("#live-note").inner_text()).startswith("已更新 ")
+        finally:
+            await browser.close()
+    assert problems == []
