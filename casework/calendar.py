@@ -21,8 +21,8 @@ import chinese_calendar
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casework.models import WorkdayOverride
-from server.db import CHINA
+from casework.models import CaseDeadline, WorkdayOverride
+from server.db import CHINA, utcnow
 
 # Working days from submission to the reply being due, per case type (DESIGN.md, "Cases");
 # CASE_DEADLINE_DAYS changes them (server/config.py).
@@ -86,10 +86,16 @@ class DutyHours:
 
 
 class WorkCalendar:
-    """The statutory calendar with an admin's overrides ({day: is_workday}) on top."""
+    """The statutory calendar with an admin's overrides ({day: is_workday}) on top.
 
-    def __init__(self, overrides: Mapping[date, bool] | None = None) -> None:
+    `deadline_days` holds the case-type deadlines set on the settings page (`case_deadlines`),
+    which `deadline_for` prefers to everything else; `load_calendar` fills both.
+    """
+
+    def __init__(self, overrides: Mapping[date, bool] | None = None,
+                 deadline_days: Mapping[str, int] | None = None) -> None:
         self.overrides = dict(overrides or {})
+        self.deadline_days = dict(deadline_days or {})
 
     def covers(self, year: int) -> bool:
         """Whether `chinesecalendar` knows this year's holidays (else: Mon–Fri is assumed)."""
@@ -173,19 +179,72 @@ class WorkCalendar:
         return rows
 
 
+# Where a case type's deadline comes from, strongest first (the settings page names them).
+PAGE, ENV, DEFAULT = "page", "env", "default"
+SOURCE_NAMES = {PAGE: "页面设置", ENV: "环境变量", DEFAULT: "默认"}
+
+
+def deadline_days(case_type: str, calendar: WorkCalendar,
+                  days: Mapping[str, int] | None = None) -> tuple[int, str]:
+    """(working days, source) for a case type. Precedence: the calendar's `deadline_days` (rows of
+    `case_deadlines`, set on the settings page) → `days` (CASE_DEADLINE_DAYS) →
+    DEFAULT_DEADLINE_DAYS; the source is PAGE, ENV or DEFAULT."""
+    for source, limits in ((PAGE, calendar.deadline_days), (ENV, days or {}),
+                           (DEFAULT, DEFAULT_DEADLINE_DAYS)):
+        if case_type in limits:
+            return limits[case_type], source
+    known = sorted({*DEFAULT_DEADLINE_DAYS, *(days or {}), *calendar.deadline_days})
+    raise ValueError(f"no deadline for case type {case_type!r}; known: {', '.join(known)}")
+
+
 def deadline_for(case_type: str, submitted_at: date | datetime, calendar: WorkCalendar,
                  days: Mapping[str, int] | None = None) -> date:
-    """The reply deadline of a case: `days` (CASE_DEADLINE_DAYS; types not named keep
-    DEFAULT_DEADLINE_DAYS) working days counted as `WorkCalendar.add_workdays` does."""
-    limits = {**DEFAULT_DEADLINE_DAYS, **(days or {})}
-    if case_type not in limits:
-        raise ValueError(f"no deadline for case type {case_type!r}; known: {', '.join(limits)}")
-    return calendar.add_workdays(submitted_at, limits[case_type])
+    """The reply deadline of a case, counted as `WorkCalendar.add_workdays` does.
+
+    How many working days: the calendar's own `deadline_days` first (the settings page's
+    `case_deadlines` rows, loaded by `load_calendar`), then `days` (CASE_DEADLINE_DAYS), then
+    DEFAULT_DEADLINE_DAYS — so a change on the page applies to the next case without any caller
+    passing it along."""
+    return calendar.add_workdays(submitted_at, deadline_days(case_type, calendar, days)[0])
 
 
 async def load_calendar(session: AsyncSession) -> WorkCalendar:
+    """The overrides and the case-type deadlines as stored now."""
     rows = await session.scalars(select(WorkdayOverride))
-    return WorkCalendar({row.day: row.is_workday for row in rows})
+    limits = await session.scalars(select(CaseDeadline))
+    return WorkCalendar({row.day: row.is_workday for row in rows},
+                        {row.case_type: row.working_days for row in limits})
+
+
+# Case-type deadlines (the settings page) -----------------------------------------------------
+
+MAX_DEADLINE_DAYS = 60
+
+
+async def case_deadlines(session: AsyncSession) -> dict[str, CaseDeadline]:
+    return {row.case_type: row for row in await session.scalars(select(CaseDeadline))}
+
+
+async def set_case_deadline(session: AsyncSession, case_type: str, working_days: int,
+                            actor: str) -> CaseDeadline:
+    """Store the working days for a case type (one of DEFAULT_DEADLINE_DAYS)."""
+    if case_type not in DEFAULT_DEADLINE_DAYS:
+        raise ValueError(f"unknown case type {case_type!r}")
+    if not 1 <= working_days <= MAX_DEADLINE_DAYS:
+        raise ValueError(f"working days must be 1–{MAX_DEADLINE_DAYS}, got {working_days}")
+    row = await session.get(CaseDeadline, case_type)
+    if row is None:
+        row = CaseDeadline(case_type=case_type)
+        session.add(row)
+    row.working_days, row.updated_by, row.updated_at = working_days, actor, utcnow()
+    await session.flush()
+    return row
+
+
+async def remove_case_deadline(session: AsyncSession, case_type: str) -> bool:
+    """Back to CASE_DEADLINE_DAYS or the default; False when nothing was set."""
+    result = await session.execute(delete(CaseDeadline).where(CaseDeadline.case_type == case_type))
+    return result.rowcount > 0
 
 
 async def overrides(session: AsyncSession, year: int | None = None) -> list[WorkdayOverride]:
