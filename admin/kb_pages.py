@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from aiohttp import web
@@ -24,7 +24,7 @@ from knowledge_base import curation, gaps, listing, workflow
 from knowledge_base.consult import consult
 from knowledge_base.search import ANSWER, CLARIFY, QAIndex
 from server.appkeys import DB, KB
-from server.db import utcnow
+from server.db import CHINA, utcnow
 
 PAGE_SIZE = 50
 HIT_DAYS = 30
@@ -145,14 +145,36 @@ def _form_fields(form) -> dict:
     return fields
 
 
+def _notice(form, kept: datetime | None) -> datetime | None:
+    """紧急通知有效至 (art. 15; Version.notice_until) as typed in Beijing time, "2026-12-01T18:00".
+    A form without the field keeps `kept`; an empty one clears it; a new moment must be ahead."""
+    if "notice_until" not in form:
+        return kept
+    text = str(form.get("notice_until", "")).strip()[:19]
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is not None:
+        raise Refused(f"紧急通知截止时间格式应为 2026-12-01T18:00：{text}")
+    moment = moment.replace(tzinfo=CHINA).astimezone(timezone.utc)
+    if moment != kept and moment <= utcnow():
+        raise Refused("紧急通知截止时间须晚于现在")
+    return moment
+
+
 def _form_of(version) -> dict:
     if version is None:
         return {"question": "", "similar_questions": "", "answer": "", "category": "", "unit": "",
-                "tags": "", "valid_from": "", "valid_to": ""}
+                "tags": "", "valid_from": "", "valid_to": "", "notice_until": ""}
+    notice = version.notice_until
     return {"question": version.question, "similar_questions": "\n".join(version.similar_questions),
             "answer": version.answer, "category": version.category, "unit": version.unit,
             "tags": "|".join(version.tags or ()), "valid_from": version.valid_from or "",
-            "valid_to": version.valid_to or ""}
+            "valid_to": version.valid_to or "",
+            "notice_until": notice.astimezone(CHINA).strftime("%Y-%m-%dT%H:%M") if notice else ""}
 
 
 def _posted(form) -> dict:
@@ -192,7 +214,7 @@ async def kb_save(request: web.Request) -> web.Response:
             base = str(form.get("base", ""))
             if base and base != str(versions[-1].number):
                 raise Refused(f"保存前已有人保存了新的版本 v{versions[-1].number}，请在最新版本上修改")
-            fields["notice_until"] = versions[-1].notice_until
+            fields["notice_until"] = _notice(form, versions[-1].notice_until)
             version = await workflow.save_draft(session, entry_id, user, **fields)
             if form.get("submit") == "1":
                 await workflow.submit(session, entry_id, version.number, user)
@@ -213,7 +235,7 @@ async def kb_new(request: web.Request) -> web.Response:
     try:
         if not _ID.match(entry_id):
             raise Refused("编号须为1至64个字母、数字或 _ . - 字符，如 SB-101")
-        fields = _form_fields(form)
+        fields = {**_form_fields(form), "notice_until": _notice(form, None)}
         async with request.app[DB].session() as session, session.begin():
             if await listing.served_number(session, entry_id) is not None or await _exists(session, entry_id):
                 raise Refused(f"编号 {entry_id} 已被使用")
