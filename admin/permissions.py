@@ -95,6 +95,8 @@ NAV = [
             frozenset({"admin", "reviewer"})),
     NavItem("spotcheck-list", "季度抽查", "按季度随机抽取办件和会话，查看全程记录并记录检查结论",
             frozenset({"admin", "reviewer"})),
+    NavItem("report-timeliness", "统计报表", "按单位、类别、渠道或时段查看时效和满意率，年度考核，导出报表",
+            frozenset({"admin", "dispatcher", "reviewer"})),
     NavItem("admin-users", "账号管理", "创建账号、停用或启用账号、重置密码"),
     NavItem("audit-log", "审计日志", "查询谁在何时做了什么", frozenset({"admin"})),
     NavItem("admin-password", "修改密码", "修改自己的登录密码"),

@@ -13,11 +13,13 @@ from admin import api, inbox_pages
 from admin.auth import (LOGIN_NOTICES, LoginRefused, clear_session_cookie, end_other_sessions,
                         flash, log_in, log_out, render, safe_next, set_session_cookie,
                         setup_templates)
+from admin.assessment_pages import setup_assessment_pages
 from admin.audit_pages import setup_audit_pages
 from admin.case_pages import setup_case_pages
 from admin.kb_pages import setup_kb_pages
 from admin.models import ROLES, User
 from admin.permissions import NAV, may_open
+from admin.report_pages import setup_report_pages
 from admin.settings_pages import setup_settings_pages
 from admin.spotcheck_pages import setup_spotcheck_pages
 from admin.word_pages import setup_word_pages
@@ -215,3 +217,5 @@ def setup_routes(app: web.Application) -> None:
     setup_kb_pages(app)                  # Q&A curation (问答库, 问答审核)
     setup_settings_pages(app)            # 系统设置 (directory, routing, calendar, deadlines, WeChat)
     setup_spotcheck_pages(app)           # 季度抽查 (art. 32)
+    setup_report_pages(app)              # 统计报表 (issue 7)
+    setup_assessment_pages(app)          # 年度考核 and its indicators (art. 31)

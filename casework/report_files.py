@@ -1,5 +1,6 @@
 """Timeliness reports as files for inspectors: CSV, JSON and formatted XLSX (one sheet per cut),
-all from casework.report.table, so every format shows the same cells."""
+all from casework.report.table, so every format shows the same cells. `csv_text` and
+`write_tables` take any (header, rows) table: the annual assessment is written with them too."""
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,11 @@ def sheet_name(by: str | None) -> str:
 
 
 def to_csv(report: Report) -> str:
-    headers, rows = table(report)
+    return csv_text(*table(report))
+
+
+def csv_text(headers: list[str], rows: list[list]) -> str:
+    """One table as CSV, an empty cell for None (the assessment uses it too)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(headers)
@@ -52,17 +57,22 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-def write_xlsx(path: Path | str, reports: dict[str | None, Report]) -> None:
-    """One sheet per cut: bold header on a fill, frozen under the header, columns sized to fit."""
+def write_xlsx(path, reports: dict[str | None, Report]) -> None:
+    """One sheet per cut (see write_tables)."""
+    write_tables(path, {sheet_name(by): table(report) for by, report in reports.items()})
+
+
+def write_tables(path, sheets: dict[str, tuple[list[str], list[list]]]) -> None:
+    """A workbook of (header, rows) tables, one sheet each: bold header on a fill, frozen under
+    the header, columns sized to fit. `path` is a file name or a binary file object."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
 
     workbook = Workbook()
     workbook.remove(workbook.active)
-    for by, report in reports.items():
-        headers, rows = table(report)
-        sheet = workbook.create_sheet(sheet_name(by))
+    for name, (headers, rows) in sheets.items():
+        sheet = workbook.create_sheet(name)
         sheet.append(headers)
         for row in rows:
             sheet.append(row)
