@@ -21,11 +21,20 @@
       two(now.getSeconds());
   }
 
+  function edited(field) {
+    if (field.type === "checkbox" || field.type === "radio") return field.checked !== field.defaultChecked;
+    if (field.tagName === "SELECT") {
+      var initial = 0;
+      Array.prototype.forEach.call(field.options, function (o, i) { if (o.defaultSelected) initial = i; });
+      return field.selectedIndex !== initial;
+    }
+    return field.value !== field.defaultValue;
+  }
+
   function typing() {
     var active = document.activeElement;
     if (active && region.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) return true;
-    return Array.prototype.some.call(region.querySelectorAll("textarea, input[type=text], input[type=number]"),
-      function (field) { return field.value !== field.defaultValue; });
+    return Array.prototype.some.call(region.querySelectorAll("input, select, textarea"), edited);
   }
 
   function swap() {

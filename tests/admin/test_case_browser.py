@@ -65,3 +65,42 @@ async def test_a_unit_handler_opens_a_case_and_replies_and_a_citizens_script_sta
             await browser.close()
     assert dialogs == [] and problems == []
     assert (await case_named(db, case.number)).status == "replied"
+
+
+async def test_the_dispatch_desk_shows_a_new_case_live_and_never_wipes_a_form_being_typed(
+        site, db, monkeypatch):
+    from playwright.async_api import async_playwright
+
+    from admin import live
+    monkeypatch.setattr(live, "CHECK_EVERY", 0.2)
+    first = await a_case(db, "DISPATCH", status="submitted", seq=1)
+    await add_user(db, "fen", "dispatcher")
+    problems = []
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            await page.goto(site + "/admin/dispatch")
+            await page.fill("input[name=username]", "fen")
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("button[type=submit]")
+            await page.wait_for_url(site + "/admin/dispatch")
+            await page.evaluate("window.stillTheSamePage = true")
+
+            second = await a_case(db, "DISPATCH", status="submitted", seq=2)
+            await page.locator(f'#queue-submitted tr[data-number="{second.number}"]').wait_for(timeout=4000)
+            assert (await page.locator("#live-note").inner_text()).startswith("已更新 ")
+
+            # A reason half typed stays; the page offers a reload instead.
+            reason = page.locator(f'tr[data-number="{first.number}"] input[name=reason]')
+            await reason.fill("属住建局")
+            third = await a_case(db, "DISPATCH", status="submitted", seq=3)
+            await page.locator("#live-note", has_text="列表有更新").wait_for(timeout=4000)
+            assert await reason.input_value() == "属住建局"
+            assert await page.locator(f'tr[data-number="{third.number}"]').count() == 0
+            assert await page.evaluate("window.stillTheSamePage") is True
+        finally:
+            await browser.close()
+    assert problems == []
