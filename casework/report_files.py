@@ -37,9 +37,12 @@ def to_json(reports: dict[str | None, Report]) -> str:
 
 
 def to_text(report: Report) -> str:
-    """A plain table for the terminal: one line per group, measures without a value as "-";
+    return text_table(*table(report))
+
+
+def text_table(headers: list[str], rows: list[list]) -> str:
+    """A plain table for the terminal: one line per row, cells without a value as "-";
     columns empty in every row are left out (the files keep them all)."""
-    headers, rows = table(report)
     keep = [i for i in range(len(headers)) if i == 0 or any(r[i] not in (None, "") for r in rows)]
     headers, rows = [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
     shown = [[("-" if v is None else str(v)) for v in row] for row in rows]

@@ -688,6 +688,36 @@ def cmd_report_timeliness(args, config) -> int:
     return 0
 
 
+def cmd_report_assessment(args, config) -> int:
+    """The annual assessment: units ranked by score with the breakdown per indicator."""
+    import dataclasses
+    import json
+
+    from admin.assessment_pages import indicator_table
+    from casework import assessment, report_files
+    from server.db import utcnow
+
+    if args.format == "xlsx" and not args.out:
+        print("govchat report assessment: --format xlsx needs --out FILE.xlsx", file=sys.stderr)
+        return 2
+    result = _with_session(config, lambda session: assessment.assess(session, args.year, now=utcnow()))
+    if args.format == "xlsx":
+        report_files.write_tables(args.out, {"年度考核": assessment.assessment_table(result),
+                                             "考核指标": indicator_table(result.indicators)})
+        print(f"Wrote {args.out}: {len(result.units)} units ranked for {args.year}")
+        return 0
+    text = {"table": lambda: report_files.text_table(*assessment.assessment_table(result)),
+            "csv": lambda: report_files.csv_text(*assessment.assessment_table(result)),
+            "json": lambda: json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=2,
+                                       default=str)}[args.format]()
+    if args.out:
+        Path(args.out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        print(f"Wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
 def _add_report_commands(sub) -> None:
     reports = sub.add_parser("report", help="timeliness reports from the event log")
     reports_sub = reports.add_subparsers(dest="report_command", required=True)
@@ -701,6 +731,12 @@ def _add_report_commands(sub) -> None:
     timeliness.add_argument("--format", choices=["table", "json", "csv", "xlsx"], default="table")
     timeliness.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     timeliness.set_defaults(func=cmd_report_timeliness)
+    yearly = reports_sub.add_parser(
+        "assessment", help="annual assessment: units scored on the indicator table (docs/timeliness.md)")
+    yearly.add_argument("--year", type=int, required=True, help="calendar year, e.g. 2026")
+    yearly.add_argument("--format", choices=["table", "json", "csv", "xlsx"], default="table")
+    yearly.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    yearly.set_defaults(func=cmd_report_assessment)
 
 
 def cmd_wechat_menu(args, config) -> int:
