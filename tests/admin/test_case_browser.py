@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.admin.conftest import PASSWORD, UNIT, add_user, console_app
 from tests.admin.test_case_pages import a_case, case_named
+from tests.admin.test_inbox_browser import signed_in_page
 from tests.conftest import free_port
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
@@ -79,15 +80,7 @@ async def test_the_dispatch_desk_shows_a_new_case_live_and_never_wipes_a_form_be
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            await page.goto(site + "/admin/dispatch")
-            await page.fill("input[name=username]", "fen")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("button[type=submit]")
-            await page.wait_for_url(site + "/admin/dispatch")
-            await page.evaluate("window.stillTheSamePage = true")
+            page = await signed_in_page(browser, site, "/admin/dispatch", "fen", problems)
 
             second = await a_case(db, "DISPATCH", status="submitted", seq=2)
             await page.locator(f'#queue-submitted tr[data-number="{second.number}"]').wait_for(timeout=4000)

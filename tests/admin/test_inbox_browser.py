@@ -102,6 +102,20 @@ async def test_an_agent_claims_and_replies_and_the_citizen_sees_it(site, db):
     assert problems == []
 
 
+async def signed_in_page(browser, site: str, path: str, username: str, problems: list):
+    """A laptop-sized page signed in as `username` on `path`, its script errors into `problems`."""
+    page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    await page.goto(site + path)
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(site + path)
+    await page.evaluate("window.stillTheSamePage = true")      # gone if the page reloads
+    return page
+
+
 async def test_a_new_handoff_appears_in_the_open_list_without_a_reload(site, db, monkeypatch):
     """The list's event stream (admin/live.py) says `changed`; live.js has inbox.js redraw it."""
     from playwright.async_api import async_playwright
@@ -113,16 +127,8 @@ async def test_a_new_handoff_appears_in_the_open_list_without_a_reload(site, db,
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            agent = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-            agent.on("pageerror", lambda e: problems.append(str(e)))
-            agent.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            await agent.goto(site + "/admin/inbox")
-            await agent.fill("input[name=username]", "li.na")
-            await agent.fill("input[name=password]", PASSWORD)
-            await agent.click("button[type=submit]")
-            await agent.wait_for_url(site + "/admin/inbox")
+            agent = await signed_in_page(browser, site, "/admin/inbox", "li.na", problems)
             assert await agent.locator("#inbox-list tr[data-id]").count() == 0
-            await agent.evaluate("window.stillTheSamePage = true")
 
             citizen = await (await browser.new_context()).new_page()
             await citizen.goto(site + "/")
