@@ -163,7 +163,10 @@ class Event(Base):
     """One timestamped fact a person waited on; reports are queries over this table."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_name_at", "name", "at"),)
+    __table_args__ = (Index("ix_events_name_at", "name", "at"),
+                      # A case's or a conversation's trail (case facts, spot checks, case pages).
+                      Index("ix_events_case_id", "case_id"),
+                      Index("ix_events_conversation_id", "conversation_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(48))

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casework import facts
 from casework.calendar import ONE_DAY, load_calendar
 from casework.measures import GRAINS, mean, percentile, period_of, previous_window
 from casework.models import Unit
@@ -52,6 +53,8 @@ MEASURES = (
     Measure("delivery_failures", "delivery_failures", "count", "送达失败（条）"),
 )
 MEASURE_KEYS = tuple(m.key for m in MEASURES)
+# What a median or percentile is taken of: read one value per item, never pre-summed.
+PERCENTILE_SOURCES = frozenset(m.source for m in MEASURES if m.how in ("median", "p90"))
 CUTS = ("unit", "category", "channel", "case_type", *GRAINS)
 CUT_NAMES = {"unit": "按单位", "category": "按类别", "channel": "按渠道", "case_type": "按办件类型",
              "day": "按日", "week": "按周", "month": "按月", "quarter": "按季度", "year": "按年"}
@@ -194,8 +197,13 @@ async def all_cuts(session: AsyncSession, first: date, last: date, cuts: Iterabl
     # A period cut compares its first period with the one before, which may start earlier.
     earliest = min([prev_first] + [period_of(period_of(first, c).first - ONE_DAY, c).first
                                     for c in cuts if c in GRAINS])
-    observations = await collect(session, earliest, last, now=now,
-                                 calendar=await load_calendar(session))
+    calendar = await load_calendar(session)
+    await facts.refresh_apart(session, calendar, now=now)
+    observations = await collect(session, earliest, last, now=now, calendar=calendar)
+    by_day = any(c in GRAINS for c in cuts)
+    windows = [(earliest, last)] if by_day else [(prev_first, prev_last), (first, last)]
+    observations += await facts.grouped(session, windows, by_day=by_day, raw=PERCENTILE_SOURCES,
+                                        dimensions=[c for c in cuts if c in facts.DIMENSIONS])
     units = {u.id: u for u in await session.scalars(select(Unit))}
     reports = {}
     for by in cuts:

@@ -76,11 +76,12 @@ def _as_date(value) -> date:
 
 async def collect(session: AsyncSession, first: date, last: date, *, now: datetime,
                   calendar: WorkCalendar | None = None) -> list[Observation]:
-    """Every observation of the window [first, last] (China dates) and the overdue snapshot."""
+    """Every observation of the window [first, last] (China dates) but the cases' own (reports
+    read those from casework.facts, which keeps what `case_measures` computes), and the overdue
+    snapshot."""
     calendar = calendar or await load_calendar(session)
     start, end = window_bounds(first, last)
     found: list[Observation] = []
-    found += await case_observations(session, start, end, calendar)
     found += await overdue_now(session, now, calendar)
     found += await handoff_waits(session, start, end, calendar)
     found += await bot_reply_latency(session, start, end)
@@ -112,24 +113,6 @@ def _case_query(ids):
             .outerjoin(Category, Category.id == Case.category_id)
             .outerjoin(Conversation, Conversation.id == Case.conversation_id)
             .where(Case.id.in_(ids)))
-
-
-async def case_observations(session: AsyncSession, start: datetime, end: datetime,
-                            calendar: WorkCalendar) -> list[Observation]:
-    active = (select(Event.case_id).where(Event.name.in_(MEASURED), Event.at >= start,
-                                          Event.at < end, Event.case_id.is_not(None))
-              .distinct().scalar_subquery())
-    cases = {r.id: r for r in await session.execute(_case_query(active))}
-    trails: dict[int, list] = defaultdict(list)
-    for r in await session.execute(
-            select(Event.case_id, Event.name, Event.at, Event.detail)
-            .where(Event.case_id.in_(active), Event.name.in_(CASE_EVENTS), Event.at < end)
-            .order_by(Event.case_id, Event.at, Event.id)):
-        trails[r.case_id].append(r)
-    found: list[Observation] = []
-    for case_id, case in cases.items():
-        found += case_measures(case, trails[case_id], calendar, start, end)
-    return found
 
 
 def citizen_waits(trail, until: datetime) -> list[Interval]:
@@ -267,38 +250,38 @@ async def consultations(session: AsyncSession, start: datetime, end: datetime) -
     """A consultation is a conversation on one China day with a citizen message. It was handed
     off when a hand-off was requested that day; unanswered when the Q&A base was searched that
     day, answered none of it (no answer, no candidate chosen) and nobody handed it off; else
-    the bot resolved it."""
-    async def days(name: str) -> set[tuple[int, date]]:
+    the bot resolved it. Counted in SQL per China day and channel (a quarter holds ~60,000)."""
+    def days(name: str):
         day = _china_day(session, Event.at)
-        return {(c, _as_date(d)) for c, d in await session.execute(
-            select(Event.conversation_id, day).where(Event.name == name, Event.at >= start,
-                                                     Event.at < end)
-            .group_by(Event.conversation_id, day))}
+        return (select(Event.conversation_id.label("c"), day.label("d"))
+                .where(Event.name == name, Event.at >= start, Event.at < end)
+                .group_by(Event.conversation_id, day))
 
-    day = _china_day(session, Query.at)
-    answered = func.max(case((Query.outcome.in_((ANSWERED, CHOSEN)), 1), else_=0))
-    searched = {(c, _as_date(d)): bool(a) for c, d, a in await session.execute(
-        select(Query.conversation_id, day, answered)
-        .where(Query.at >= start, Query.at < end, Query.conversation_id.is_not(None))
-        .group_by(Query.conversation_id, day))}
-    active = await days(ev.MESSAGE_RECEIVED)
-    handed = await days(ev.HANDOFF_REQUESTED)
-    ids = {c for c, _ in active} | {c for c, _ in handed}
-    channels = {}
-    for chunk in _chunks(sorted(ids)):
-        channels.update({r.id: _channel(r.channel, r.account) for r in await session.execute(
-            select(Conversation.id, Conversation.channel, Conversation.account)
-            .where(Conversation.id.in_(chunk)))})
+    active, handed = days(ev.MESSAGE_RECEIVED).cte("active"), days(ev.HANDOFF_REQUESTED).cte("handed")
+    q_day = _china_day(session, Query.at)
+    searched = (select(Query.conversation_id.label("c"), q_day.label("d"),
+                       func.max(case((Query.outcome.in_((ANSWERED, CHOSEN)), 1), else_=0)).label("a"))
+                .where(Query.at >= start, Query.at < end, Query.conversation_id.is_not(None))
+                .group_by(Query.conversation_id, q_day).cte("searched"))
+    keys = select(active.c.c, active.c.d).union(select(handed.c.c, handed.c.d)).cte("keys")
+    off = handed.c.c.is_not(None)
+    unanswered = ~off & searched.c.c.is_not(None) & (searched.c.a == 0)
+    rows = await session.execute(
+        select(keys.c.d, Conversation.channel, Conversation.account, func.count(),
+               func.sum(case((off, 1), else_=0)), func.sum(case((unanswered, 1), else_=0)),
+               func.count(searched.c.c))
+        .select_from(keys)
+        .outerjoin(handed, (handed.c.c == keys.c.c) & (handed.c.d == keys.c.d))
+        .outerjoin(searched, (searched.c.c == keys.c.c) & (searched.c.d == keys.c.d))
+        .outerjoin(Conversation, Conversation.id == keys.c.c)
+        .group_by(keys.c.d, Conversation.channel, Conversation.account))
     found = []
-    for key in sorted(active | handed):
-        conv, day = key
-        dims = Dims(channel=channels.get(conv, NO_CONVERSATION))
-        off = key in handed
-        unanswered = not off and key in searched and not searched[key]
-        found.append(Observation("handed_off", day, dims, off))
-        found.append(Observation("bot_resolved", day, dims, not off and not unanswered))
-        if key in searched:
-            found.append(Observation("unanswered", day, dims, unanswered))
+    for day, channel, account, n, n_off, n_unanswered, n_searched in rows:
+        dims, day = Dims(channel=_channel(channel, account)), _as_date(day)
+        found.append(Observation("handed_off", day, dims, float(n_off), n))
+        found.append(Observation("bot_resolved", day, dims, float(n - n_off - n_unanswered), n))
+        if n_searched:
+            found.append(Observation("unanswered", day, dims, float(n_unanswered), n_searched))
     return found
 
 
