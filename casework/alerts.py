@@ -7,6 +7,7 @@ another source of the same shape, added to SOURCES next to the measures.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -14,10 +15,14 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casework import assessment
 from casework.calendar import load_calendar, overrides
+from casework.measures import period_of
+from casework.models import Event
+from casework.report import timeliness_report
 from knowledge_base import listing
 from knowledge_base.models import PUBLISHED, Version
-from server.db import CHINA
+from server.db import CHINA, utcnow
 
 DANGER, WARNING = "danger", "warning"
 REVIEW_DAYS = 30          # a served entry expiring within this many days is due for review
@@ -92,7 +97,44 @@ async def content_alerts(session: AsyncSession, today: date) -> list[Alert]:
 
 
 Source = Callable[[AsyncSession, date], Awaitable[list[Alert]]]
-SOURCES: list[Source] = [content_alerts]
+MIN_ITEMS = 5                 # replies (or ratings) before a unit's rate is worth an alert
+THRESHOLDS = {"on_time_rate": 90.0, "satisfaction_rate": 85.0}   # unless the assessment sets targets
+COUNTED_BY = {"on_time_rate": "replies", "satisfaction_rate": "ratings"}
+UNIT_ALERT_SECONDS = 600      # the quarter's report is read at most this often per database
+_unit_alerts_cache: dict[tuple, tuple[float, list[Alert]]] = {}
+
+
+async def unit_alerts(session: AsyncSession, today: date) -> list[Alert]:
+    """Units whose on-time or satisfaction rate this quarter (to today) is below its threshold:
+    the assessment table's target for that measure, else THRESHOLDS. Units with fewer than
+    MIN_ITEMS replies (ratings) are not judged yet."""
+    # Cached while nothing new happened (same newest event) for up to UNIT_ALERT_SECONDS.
+    key = (str(session.bind.url), today, await session.scalar(select(func.max(Event.id))))
+    cached = _unit_alerts_cache.get(key)
+    if cached and time.monotonic() - cached[0] < UNIT_ALERT_SECONDS:
+        return cached[1]
+    quarter = period_of(today, "quarter")
+    report = await timeliness_report(session, quarter.first, today, "unit", now=utcnow())
+    targets = {**THRESHOLDS, **{i.measure: i.target for i in await assessment.indicators(session)
+                                if i.measure in THRESHOLDS}}
+    found = []
+    for measure, name in (("on_time_rate", "按期答复率"), ("satisfaction_rate", "满意率")):
+        low = [(row.label, row.values[measure]) for row in report.rows
+               if (row.values.get(COUNTED_BY[measure]) or 0) >= MIN_ITEMS
+               and row.values.get(measure) is not None and row.values[measure] < targets[measure]]
+        if low:
+            low.sort(key=lambda pair: pair[1])
+            named = "、".join(f"{label}（{value:.1f}%）" for label, value in low[:SHOWN])
+            found.append(Alert(f"unit_{measure}", WARNING,
+                               f"本季度 {len(low)} 个单位{name}低于 {targets[measure]:g}%：{named}"
+                               f"{'等' if len(low) > SHOWN else ''}。",
+                               "report-timeliness", {"from": quarter.first.isoformat(),
+                                                     "to": today.isoformat(), "by": "unit"}))
+    _unit_alerts_cache[key] = (time.monotonic(), found)
+    return found
+
+
+SOURCES: list[Source] = [content_alerts, unit_alerts]
 _LEVELS = {DANGER: 0, WARNING: 1}
 
 

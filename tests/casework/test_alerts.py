@@ -75,3 +75,28 @@ async def test_another_source_of_the_same_shape_can_be_added(db, monkeypatch):
     monkeypatch.setattr(alerts, "SOURCES", [*alerts.SOURCES, low_rates])
     await publish(db, "SB-001")
     assert list(await kinds(db)) == ["unit_on_time", "calendar_missing"]
+
+
+async def test_units_below_the_on_time_threshold_this_quarter(db):
+    from casework import lifecycle
+    from tests.casework.test_timeliness import china, directory, dispatched
+
+    await directory(db)
+    # JH-CGJ: 5 replies this quarter, 4 of them late (due 5 working days after Mon 2 Nov).
+    for i in range(5):
+        number = await dispatched(db, f"o-{i}", china(2026, 11, 2, 10), "JH-CGJ")
+        await lifecycle.accept(db, number, unit_id="JH-CGJ", actor="cgj", now=china(2026, 11, 2, 11))
+        replied = china(2026, 11, 4 if i == 0 else 20, 10)
+        await lifecycle.reply(db, number, unit_id="JH-CGJ", text="已处理", actor="cgj", now=replied)
+    # JH-ZJJ: one late reply only — too few to judge.
+    number = await dispatched(db, "o-z", china(2026, 11, 2, 10), "JH-ZJJ")
+    await lifecycle.accept(db, number, unit_id="JH-ZJJ", actor="zjj", now=china(2026, 11, 2, 11))
+    await lifecycle.reply(db, number, unit_id="JH-ZJJ", text="已处理", actor="zjj", now=china(2026, 11, 20, 10))
+    alerts._unit_alerts_cache.clear()
+    async with db.session() as session:
+        found = await alerts.unit_alerts(session, date(2026, 11, 30))
+    assert [a.kind for a in found] == ["unit_on_time_rate"]
+    # The threshold is the assessment's target (95 % by default). 城管局: 1 of 5 on time; the
+    # parent 市政府 rolls up those 5 and 住建局's one: 1 of 6; 住建局 alone is not judged.
+    assert found[0].message == "本季度 2 个单位按期答复率低于 95%：市政府（16.7%）、城管局（20.0%）。"
+    assert found[0].route == "report-timeliness" and found[0].query["from"] == "2026-10-01"
