@@ -53,7 +53,7 @@ async def assessment_page(request: web.Request) -> web.Response:
     export = request.app.router["assessment-export"].url_for()
     return await render(request, "report_assessment.html", {
         "error": None, "year": year, "result": result, "header": header,
-        "rows": [["—" if v is None else v for v in row] for row in rows],
+        "rows": rows,
         "indicators": indicator_table(result.indicators),
         "may_edit": request["user"].role == "admin",
         "csv_url": export.with_query(year=year, format="csv"),

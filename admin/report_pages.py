@@ -179,7 +179,7 @@ async def reports_page(request: web.Request) -> web.Response:
     return await render(request, "report_timeliness.html", {
         "error": None, "form": _form(request.query, query), "cut_names": CUT_NAMES,
         "measures": MEASURES, "report": report, "cards": cards(headers, rows[-1]),
-        "headers": headers, "rows": [[shown(v) for v in row] for row in rows],
+        "headers": headers, "rows": rows,
         "bars": bars, "trend": trend, "spread": spread, "waits": len(waits), "target": target,
         "measure_header": HEADERS[query.measure], "cut_name": CUT_NAMES[query.by],
         "csv_url": export.with_query({**link, "format": "csv"}),

@@ -8,6 +8,7 @@ import io
 import json
 import unicodedata
 from pathlib import Path
+from typing import BinaryIO
 
 from casework.report import CUT_NAMES, Report, table
 
@@ -60,12 +61,12 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-def write_xlsx(path, reports: dict[str | None, Report]) -> None:
+def write_xlsx(path: Path | str | BinaryIO, reports: dict[str | None, Report]) -> None:
     """One sheet per cut (see write_tables)."""
     write_tables(path, {sheet_name(by): table(report) for by, report in reports.items()})
 
 
-def write_tables(path, sheets: dict[str, tuple[list[str], list[list]]]) -> None:
+def write_tables(path: Path | str | BinaryIO, sheets: dict[str, tuple[list[str], list[list]]]) -> None:
     """A workbook of (header, rows) tables, one sheet each: bold header on a fill, frozen under
     the header, columns sized to fit. `path` is a file name or a binary file object."""
     from openpyxl import Workbook

@@ -649,6 +649,16 @@ def _add_cases_commands(sub) -> None:
 REPORT_CUTS = ("unit", "category", "channel", "case_type", "day", "week", "month", "quarter", "year")
 
 
+def _print_or_write(text: str, out: str | None) -> int:
+    """A report's text to standard output, or to --out FILE."""
+    if out:
+        Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        print(f"Wrote {out}")
+    else:
+        print(text)
+    return 0
+
+
 def cmd_report_timeliness(args, config) -> int:
     """The timeliness measures of a window, cut one way (or every way, for xlsx/json)."""
     from datetime import date
@@ -680,12 +690,7 @@ def cmd_report_timeliness(args, config) -> int:
     text = {"table": lambda: report_files.to_text(reports[args.by]),
             "csv": lambda: report_files.to_csv(reports[args.by]),
             "json": lambda: report_files.to_json(reports)}[args.format]()
-    if args.out:
-        Path(args.out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        print(f"Wrote {args.out}")
-    else:
-        print(text)
-    return 0
+    return _print_or_write(text, args.out)
 
 
 def cmd_report_assessment(args, config) -> int:
@@ -710,12 +715,7 @@ def cmd_report_assessment(args, config) -> int:
             "csv": lambda: report_files.csv_text(*assessment.assessment_table(result)),
             "json": lambda: json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=2,
                                        default=str)}[args.format]()
-    if args.out:
-        Path(args.out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-        print(f"Wrote {args.out}")
-    else:
-        print(text)
-    return 0
+    return _print_or_write(text, args.out)
 
 
 def _add_report_commands(sub) -> None:

@@ -51,7 +51,7 @@ def section(page: str, element_id: str) -> str:
 def table_cells(page: str, element_id: str) -> tuple[list[str], list[list[str]]]:
     body = section(page, element_id)
     headers = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", body)]
-    rows = [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", tr)]
+    rows = [[html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
             for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>")[1], re.S)]
     return headers, rows
 
