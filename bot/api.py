@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import BOT, STAFF, Conversation, Message
 from casework import events
+from server import metrics
 from server.db import Database, utcnow
 
 # Why a conversation went to staff.
@@ -57,6 +58,7 @@ async def request_handoff(
         conv = await session.get(Conversation, conversation_id)
         events.record(session, events.HANDOFF_REQUESTED, at=now, conversation_id=conversation_id,
                       channel=conv.channel, reason=reason)
+    metrics.handed_off(reason)
     return True
 
 

@@ -22,6 +22,7 @@ from bot.models import ANSWERED, BOT, QUEUED, RECEIVED, STAFF, Conversation, Mes
 from bot.rasa_client import RasaClient, RasaUnavailable
 from casework import events
 from knowledge_base import curation
+from server import logs, metrics
 from server.db import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class Gateway:
     async def handle(self, inbound: Inbound) -> Outcome:
         inbound.text = self.check_text(inbound.text)
         conv = await api.open_conversation(self.db, inbound.channel, inbound.account, inbound.sender)
+        logs.bind(conversation_id=conv.id, channel=inbound.channel)
         # A retry is answered from what is stored, before the rate limit could refuse it.
         if inbound.external_id and await self._stored(inbound) is not None:
             return await self._replay(inbound)
@@ -140,6 +142,7 @@ class Gateway:
         message_id = await self._persist_inbound(conv, inbound)
         if message_id is None:
             return await self._replay(inbound)
+        metrics.received(inbound.channel)
         await harmful.flag_message(self.db, message_id, conv.id, inbound.text)   # art. 24
 
         if conv.state == STAFF and conv.handoff_reason != api.BOT_UNAVAILABLE:
@@ -278,4 +281,5 @@ class Gateway:
             if replies and source == "bot":
                 events.record(session, events.BOT_REPLIED, at=now, since=inbound.received_at,
                               conversation_id=conv.id, channel=inbound.channel)
+            metrics.replied(inbound.channel, source, len(replies), latency_ms / 1000)
             return current.state

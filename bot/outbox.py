@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.models import Conversation, Message
+from server import metrics
 from server.db import Database, utcnow
 
 # A channel's delivery: queue these stored messages for this conversation's citizen.
@@ -32,6 +33,7 @@ class Outbox:
             session.add(row)
             await session.flush()
             message_id = row.id
+        metrics.sent(conv.channel, source)
         queue = self.queues.get(conv.channel)
         if queue is not None:
             await queue(self.db, conv, [message_id])

@@ -27,6 +27,8 @@ from server.appkeys import CONFIG, DB, EXECUTOR, GATEWAY, KB, RASA, ROUTER, SUPE
 from server.config import Config
 from server.db import Database
 from server.errors import error_middleware, security_headers
+from server.logs import request_id
+from server.monitoring import setup_routes as metrics_routes
 from server.routes import setup_routes as server_routes
 from server.supervisor import RasaSupervisor
 
@@ -76,8 +78,10 @@ async def _rasa_process(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: Config) -> web.Application:
-    # admin_middleware guards everything under /admin (session, CSRF, role) before any handler.
-    app = web.Application(middlewares=[security_headers, error_middleware, admin_middleware],
+    # admin_middleware guards everything under /admin (session, CSRF, role) before any handler;
+    # request_id is outermost so every response, error pages too, carries the id.
+    app = web.Application(middlewares=[request_id, security_headers, error_middleware,
+                                       admin_middleware],
                           client_max_size=1024 * 1024)
     app[CONFIG] = config
     # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
@@ -87,6 +91,7 @@ def create_app(config: Config) -> web.Application:
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)
     server_routes(app)
+    metrics_routes(app)
     bot_routes(app)
     webchat_routes(app)
     wechat_routes(app)

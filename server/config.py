@@ -50,6 +50,9 @@ class Config:
     max_message_chars: int = 500
     rate_limit_per_minute: int = 20
     log_level: str = "INFO"
+    log_format: str = "text"          # text | json (one object per line, server/logs.py)
+    # /metrics answers loopback, and anyone presenting this bearer token (server/metrics.py).
+    metrics_token: str = field(default="", repr=False)
     load_demo: bool = True            # bundled demo Q&A, units and categories on first start
     embedder: str | None = None       # Q&A search backend; None = the calibrated one
     kb_refresh_seconds: float = 5.0   # how often to look for newly published Q&A
@@ -121,6 +124,8 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         max_message_chars=_number(env, "GOVCHAT_MAX_MESSAGE_CHARS", 500, minimum=1),
         rate_limit_per_minute=_number(env, "GOVCHAT_RATE_LIMIT", 20, minimum=1),
         log_level=(env.get("GOVCHAT_LOG_LEVEL") or "INFO").upper(),
+        log_format=_log_format(env.get("GOVCHAT_LOG_FORMAT") or "text"),
+        metrics_token=env.get("GOVCHAT_METRICS_TOKEN", ""),
         load_demo=env.get("GOVCHAT_DEMO_CONTENT", "1") not in ("0", "false", "no"),
         embedder=env.get("GOVCHAT_EMBEDDER") or None,
         kb_refresh_seconds=_number(env, "GOVCHAT_KB_REFRESH", 5.0, cast=float, minimum=0.5),
@@ -131,6 +136,12 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         staff_idle_minutes=_number(env, "GOVCHAT_STAFF_IDLE_MINUTES", 30, minimum=1),
         trust_proxy=env.get("GOVCHAT_TRUST_PROXY", "0") in ("1", "true", "yes"),
     )
+
+
+def _log_format(raw: str) -> str:
+    if raw.lower() not in ("text", "json"):
+        raise ConfigError(f"GOVCHAT_LOG_FORMAT must be text or json, got {raw!r}")
+    return raw.lower()
 
 
 def _deadline_days(raw: str) -> dict[str, int]:

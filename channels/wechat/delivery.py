@@ -32,6 +32,7 @@ from channels.wechat.split import split_text
 from channels.wechat.tokens import TokenCache
 from server.appkeys import CONFIG, DB
 from server.config import Config
+from server import metrics
 from server.db import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -249,6 +250,7 @@ class DeliveryWorker:
                                reason=f"gave up after {delivery.attempts} attempts", error=error)
             return
         delay = self.config.wechat_delivery_backoff * 2 ** (delivery.attempts - 1)
+        metrics.delivery_retried()
         log.warning("wechat delivery %s: %s; try %d in %.1f s", delivery_id, error,
                     delivery.attempts + 1, delay)
         async with self.db.session() as session, session.begin():
@@ -270,6 +272,7 @@ class DeliveryWorker:
                 delivered_at=now if status == DELIVERED else None))
             if result.rowcount != 1:
                 return
+            metrics.delivery_finished(status)
             if status == DELIVERED:
                 events.record(session, events.REPLY_DELIVERED, at=now, since=message.created_at,
                               conversation_id=message.conversation_id, channel=CHANNEL,
