@@ -1,6 +1,7 @@
 """What each WeChat message or event becomes: text for the gateway, or an immediate answer."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from channels.wechat.messages import WechatMessage
@@ -70,7 +71,11 @@ def _media(msg: WechatMessage) -> dict:
              "url": msg.pic_url or msg.url or None, "label": msg.label or msg.title or None}
     if kind == "location":
         try:
-            media["latitude"], media["longitude"] = float(msg.location_x), float(msg.location_y)
+            lat, lon = float(msg.location_x), float(msg.location_y)
         except ValueError:      # WeChat always sends numbers; a bad one is simply not kept
-            pass
+            lat = lon = math.nan
+        # "nan", "inf", "1e999" parse too: NaN is no JSON (PostgreSQL refuses the row, a 503)
+        # and no place on Earth.
+        if -90 <= lat <= 90 and -180 <= lon <= 180:
+            media["latitude"], media["longitude"] = lat, lon
     return {k: v for k, v in media.items() if v is not None}

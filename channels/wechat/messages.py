@@ -1,12 +1,20 @@
 """WeChat's XML: inbound messages parsed safely, passive replies and the encrypted envelope built."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
+
+
+# WeChat's ids are short (an OpenID is 28 characters, a MsgId a 64-bit number, CreateTime a Unix
+# time). Longer ones are not WeChat's, and would overflow the columns keyed on them (128
+# characters: PostgreSQL refuses more, a 503 that makes WeChat retry; SQLite keeps it silently).
+ID_MAX = 64
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")     # ASCII digits only: int() also takes "١٢" and " 1"
 
 
 class MalformedMessage(ValueError):
@@ -55,10 +63,12 @@ class WechatMessage:
         missing = [k for k in ("ToUserName", "FromUserName", "CreateTime", "MsgType") if not f.get(k)]
         if missing:
             raise MalformedMessage(f"missing {', '.join(missing)}")
-        try:
-            create_time = int(f["CreateTime"])
-        except ValueError:
-            raise MalformedMessage("CreateTime is not a number") from None
+        if not _UNIX_TIME.fullmatch(f["CreateTime"]):
+            raise MalformedMessage("CreateTime is not a Unix time")
+        create_time = int(f["CreateTime"])
+        overlong = [k for k in ("ToUserName", "FromUserName", "MsgId") if len(f.get(k, "")) > ID_MAX]
+        if overlong:
+            raise MalformedMessage(f"{', '.join(overlong)} over {ID_MAX} characters")
         return cls(
             to_user=f["ToUserName"], from_user=f["FromUserName"], create_time=create_time,
             msg_type=f["MsgType"].lower(), msg_id=f.get("MsgId") or None,

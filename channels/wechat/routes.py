@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from server.appkeys import CONFIG, DB, GATEWAY
 log = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 MAX_BODY = 64 * 1024        # WeChat's messages are a few KB; anything bigger is not from WeChat
 UNSUBSCRIBED = "wechat_unsubscribed"
 # Gateway work still running after its passive-reply budget: kept so it is neither garbage
@@ -66,7 +68,9 @@ async def _account(request: web.Request) -> Account:
 def _timestamp(request: web.Request) -> tuple[str, str]:
     """The signed timestamp and nonce; the timestamp must be within the replay window."""
     ts, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
-    if not ts.isdigit() or not nonce:
+    # ASCII digits, bounded: str.isdigit() also passes "²" (int() then fails: a 500) and
+    # int() of thousands of digits raises too.
+    if not _TIMESTAMP.fullmatch(ts) or not nonce:
         raise Rejected(400, "timestamp and nonce are required")
     if abs(time.time() - int(ts)) > request.app[CONFIG].wechat_max_skew:
         raise Rejected(401, "timestamp outside the allowed window")
