@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "抱歉，智能助手暂时无法回复。您的留言已记录并转交人工客服，工作人员会尽快回复您。"
 KINDS = ("answer", "clarify", "fallback", "form", "case", "handoff", "info")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # A bare choice after a clarification: "2", "第2个", "２".
 _CHOICE = re.compile(r"^\s*第?\s*([1-9])\s*(个|条|项)?\s*[。.]?\s*$")
 
@@ -123,7 +124,12 @@ class Gateway:
         self.rate_limit = rate_limit
 
     def check_text(self, text: str) -> str:
-        text = (text or "").strip()
+        # U+0000 cannot be stored in PostgreSQL text (asyncpg refuses it: a 503) and means
+        # nothing to a reader: dropped. A lone surrogate (JSON "\ud800") is no text at all and
+        # cannot be encoded for either database (a 500): refused.
+        text = (text or "").replace("\x00", "").strip()
+        if _SURROGATE.search(text):
+            raise InputRejected(400, "消息包含无法识别的字符，请检查后重新发送。")
         if not text:
             raise InputRejected(400, "消息内容为空，请输入您要咨询的问题。")
         if len(text) > self.max_chars:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
+from sqlalchemy import func, select
 
 # Examples per test = the count a test asks for × this factor.
 SCALE = {"ci": 1, "long": 50}
@@ -18,3 +19,22 @@ def fuzz(examples: int) -> settings:
     # what is tested. The fixtures are per module on purpose (one server for all examples).
     return settings(max_examples=examples * SCALE[PROFILE], deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+# Hostile text a citizen or a staff member might type or paste: it must be stored and shown
+# exactly as typed (escaped on pages), never run as SQL or markup.
+PAYLOADS = [
+    "' OR '1'='1", "'; DROP TABLE messages; --", "1; SELECT pg_sleep(3)--", '" OR 1=1 --',
+    "Robert'); DELETE FROM users;--", "%' AND 1=0 UNION SELECT username, password_hash FROM users--",
+    "<script>alert(1)</script>", '<img src=x onerror="alert(1)">', '"><svg onload=alert(1)>',
+    "javascript:alert(1)", "{{7*7}} ${7*7} {% raw %}", "&lt;b&gt; &amp; &#x3C;",
+    "\u202e反转的文字\u202c", "零宽\u200b\u200d\ufeff字符", "控制\x01\x07\x1b[31m字符\x7f",
+    "表情 😀👍🏽👨\u200d👩\u200d👧 𠮷", "社保 English Русский العربية 한국어 ｆｕｌｌ",
+    "tab\there\r\nnewline", "%00 \\x00 \\u0000",
+]
+
+
+async def table_counts(db, *models) -> dict[str, int]:
+    async with db.session() as session:
+        return {m.__tablename__: await session.scalar(select(func.count()).select_from(m))
+                for m in models}

@@ -18,7 +18,7 @@ import xmltodict
 from cryptography.hazmat.primitives.ciphers import Cipher as AES, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
@@ -31,7 +31,7 @@ from server.db import Database
 from tests.channels.test_wechat import (AES_KEY, APP_ID, GH, OPENID, SAFE_APP_ID, SAFE_TOKEN, TOKEN,
                                         WeChat, serve, text_msg)
 from tests.conftest import _empty
-from tests.fuzzing import fuzz
+from tests.fuzzing import fuzz, table_counts
 
 TABLES = (Message, Conversation, Event, Delivery)
 OTHER_KEY = base64.b64encode(bytes(range(1, 33))).decode().rstrip("=")
@@ -55,9 +55,7 @@ async def door(fuzz_db, tmp_path_factory):
 
 
 async def counts(db) -> dict[str, int]:
-    async with db.session() as session:
-        return {m.__tablename__: await session.scalar(select(func.count()).select_from(m))
-                for m in TABLES}
+    return await table_counts(db, *TABLES)
 
 
 async def refused(db, send, *statuses: int) -> str:
