@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
 from server.config import ConfigError, load_config
 
 # The groups later issues fill in; until then they say so instead of pretending.
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("aiohttp.access", "alembic", "rasa_sdk"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from server import logs
+
+    logs.setup(level, fmt)
 
 
 def _prepare(config, train: bool = True) -> None:
@@ -1145,7 +1144,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"govchat: configuration error: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(config.log_level)
+    _setup_logging(config.log_level, config.log_format)
     return args.func(args, config)
 
 

@@ -98,11 +98,13 @@ class TextFormatter(logging.Formatter):
 
 
 def setup(level: str, fmt: str = "text") -> None:
-    """Replace the root logger's handlers with one on stderr in the chosen format."""
+    """Log to stderr in the chosen format: one handler of ours on the root logger (a second call
+    replaces it; handlers others put there, such as pytest's, stay)."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.name = "govchat"
     root = logging.getLogger()
-    for old in root.handlers[:]:
+    for old in [h for h in root.handlers if h.name == "govchat"]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)

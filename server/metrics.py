@@ -79,7 +79,9 @@ class Histogram:
         out = head(self.name, "histogram", self.help)
         for key, (counts, total) in sorted(self.series.items()):
             for bound, n in zip(self.buckets, counts):
-                bucket = labels((*self.labels, "le"), (*key, number(bound)))
+                # "5.0", as prometheus_client writes it (Prometheus 3 normalises to that form).
+                le = "+Inf" if math.isinf(bound) else repr(float(bound))
+                bucket = labels((*self.labels, "le"), (*key, le))
                 out.append(f"{self.name}_bucket{bucket} {n}")
             out.append(f"{self.name}_sum{labels(self.labels, key)} {number(total)}")
             out.append(f"{self.name}_count{labels(self.labels, key)} {counts[-1]}")

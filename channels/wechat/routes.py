@@ -25,6 +25,7 @@ from channels.wechat.inbound import Plan, plan_for
 from channels.wechat.messages import (MalformedMessage, WechatMessage, encrypted_envelope,
                                       parse_fields, text_reply)
 from channels.wechat.models import PLAINTEXT, SAFE
+from server import metrics
 from server.appkeys import CONFIG, DB, GATEWAY
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ async def _answer(app: web.Application, account: Account, msg: WechatMessage,
         # shield: when the budget runs out the gateway carries on and stores its replies.
         outcome = await asyncio.wait_for(asyncio.shield(task), app[CONFIG].wechat_reply_budget)
     except asyncio.TimeoutError:
+        metrics.passive_missed()
         log.info("wechat: %s/%s not answered within the budget; replying success",
                  account.name, inbound.external_id)
         _track(app, asyncio.ensure_future(_queue_late(app, account, msg.from_user, task)))
