@@ -9,8 +9,8 @@ working-day calendar changed. Refreshes are serialised by locking the mark row, 
 instances never write the same case's facts twice. The observations are the ones
 `casework.timeliness.case_measures` computes: one definition of every measure.
 
-`grouped` reads them back for a window, summed per (measure, window or day, the dimensions a
-cut needs); measures a report takes a median or percentile of come back one row per case.
+`summed` reads them back for a window, summed per (measure, window or day, the dimensions a
+cut needs); `single` reads the measures a report takes a median or percentile of, one row each.
 """
 from __future__ import annotations
 
@@ -109,14 +109,13 @@ async def _recompute(session: AsyncSession, ids: list[int], calendar: WorkCalend
         await session.execute(insert(CaseFact), rows)
 
 
-async def grouped(session: AsyncSession, windows: list[tuple[date, date]], *,
-                  dimensions: Iterable[str], by_day: bool, raw: Iterable[str] = ()) -> list[Observation]:
+async def summed(session: AsyncSession, windows: list[tuple[date, date]], *,
+                 dimensions: Iterable[str], by_day: bool, leave_out: Iterable[str] = ()) -> list[Observation]:
     """Observations of the facts inside `windows` ([first, last] China dates, not overlapping),
     summed per measure, per window (or per day when `by_day`) and per the `dimensions` asked for
-    (the others come back None). Measures in `raw` come back one per fact, for percentiles."""
+    (the others come back None). Measures in `leave_out` are not read (see `single`)."""
     dims = [d for d in DIMENSIONS if d in set(dimensions)]
-    raw = set(raw)
-    in_windows = [CaseFact.day.between(a, b) for a, b in windows]
+    in_windows = or_(*[CaseFact.day.between(a, b) for a, b in windows])
     if by_day:
         when = CaseFact.day
     else:        # each fact dated by the first day of its window: cut() only compares windows
@@ -125,22 +124,25 @@ async def grouped(session: AsyncSession, windows: list[tuple[date, date]], *,
     # Grouped by the label: PostgreSQL would see the CASE's parameters in SELECT and GROUP BY
     # as two different expressions.
     group = [CaseFact.measure, literal_column("at"), *[COLUMNS[d] for d in dims]]
-    found: list[Observation] = []
-    conn = await session.connection()        # Core rows: a quarter's raw facts are ~50,000
-    summed = (select(*columns, func.sum(CaseFact.value), func.count())
-              .where(or_(*in_windows), CaseFact.measure.not_in(raw))
-              .group_by(*group))
-    for row in await conn.execute(summed):
-        measure, at, *values, total, n = row
-        found.append(Observation(measure, _as_date(at), Dims(**dict(zip(dims, values))),
-                                 float(total), n))
-    if raw:
-        single = select(*columns, CaseFact.value).where(or_(*in_windows), CaseFact.measure.in_(raw))
-        for row in await conn.execute(single):
-            measure, at, *values, value = row
-            found.append(Observation(measure, _as_date(at), Dims(**dict(zip(dims, values))),
-                                     float(value)))
-    return found
+    conn = await session.connection()        # Core rows, without the ORM's per-row cost
+    rows = await conn.execute(select(*columns, func.sum(CaseFact.value), func.count())
+                              .where(in_windows, CaseFact.measure.not_in(list(leave_out)))
+                              .group_by(*group))
+    return [Observation(measure, _as_date(at), Dims(**dict(zip(dims, values))), float(total), n)
+            for measure, at, *values, total, n in rows]
+
+
+async def single(session: AsyncSession, first: date, last: date,
+                 measures: Iterable[str]) -> list[Observation]:
+    """One observation per fact of these measures in [first, last], with every dimension: what
+    a median or percentile is taken of (a quarter holds ~50,000), usable by any cut."""
+    conn = await session.connection()
+    rows = await conn.execute(
+        select(CaseFact.measure, CaseFact.day, CaseFact.unit_id, CaseFact.category,
+               CaseFact.case_type, CaseFact.channel, CaseFact.value)
+        .where(CaseFact.day.between(first, last), CaseFact.measure.in_(list(measures))))
+    return [Observation(measure, _as_date(day), Dims(unit, category, case_type, channel), float(value))
+            for measure, day, unit, category, case_type, channel, value in rows]
 
 
 def _as_date(value) -> date:

@@ -199,15 +199,21 @@ async def all_cuts(session: AsyncSession, first: date, last: date, cuts: Iterabl
                                     for c in cuts if c in GRAINS])
     calendar = await load_calendar(session)
     await facts.refresh_apart(session, calendar, now=now)
-    observations = await collect(session, earliest, last, now=now, calendar=calendar)
-    by_day = any(c in GRAINS for c in cuts)
-    windows = [(earliest, last)] if by_day else [(prev_first, prev_last), (first, last)]
-    observations += await facts.grouped(session, windows, by_day=by_day, raw=PERCENTILE_SOURCES,
-                                        dimensions=[c for c in cuts if c in facts.DIMENSIONS])
+    # Read once for every cut: the log's per-day observations and the facts percentiles need.
+    shared = await collect(session, earliest, last, now=now, calendar=calendar)
+    shared += await facts.single(session, earliest, last, PERCENTILE_SOURCES)
     units = {u.id: u for u in await session.scalars(select(Unit))}
     reports = {}
     for by in cuts:
-        reports[by] = cut(observations, by, first, last, prev_first, prev_last, units)
+        # The case facts summed in SQL as finely as this cut needs, and no finer.
+        if by in GRAINS:
+            case_facts = await facts.summed(session, [(earliest, last)], dimensions=(), by_day=True,
+                                            leave_out=PERCENTILE_SOURCES)
+        else:
+            case_facts = await facts.summed(session, [(prev_first, prev_last), (first, last)],
+                                            dimensions=[by] if by else [], by_day=False,
+                                            leave_out=PERCENTILE_SOURCES)
+        reports[by] = cut(shared + case_facts, by, first, last, prev_first, prev_last, units)
         reports[by].generated_at = now
     return reports
 

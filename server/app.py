@@ -13,6 +13,7 @@ from bot.actions import Services, make_executor
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.routes import setup_routes as bot_routes
+from admin.report_pages import report_warmer
 from casework.jobs import job_context as case_jobs
 from casework.routes import router_context, setup_routes as casework_routes
 from channels.webchat import setup_routes as webchat_routes
@@ -90,6 +91,8 @@ def create_app(config: Config) -> web.Application:
                             wechat_media, case_jobs])
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)
+    # The report page's default view, recomputed in the background (casework/report_cache.py).
+    app.cleanup_ctx.append(report_warmer)
     server_routes(app)
     metrics_routes(app)
     bot_routes(app)

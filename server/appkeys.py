@@ -6,6 +6,7 @@ from rasa_sdk.executor import ActionExecutor
 
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
+from casework.report_cache import ReportCache
 from casework.routing import Router
 from knowledge_base.api import KnowledgeBase
 from server.config import Config
@@ -20,3 +21,4 @@ SUPERVISOR = web.AppKey("supervisor", RasaSupervisor)
 EXECUTOR = web.AppKey("executor", ActionExecutor)
 GATEWAY = web.AppKey("gateway", Gateway)
 ROUTER = web.AppKey("router", Router)
+REPORT_CACHE = web.AppKey("report_cache", ReportCache)
