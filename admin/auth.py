@@ -56,6 +56,7 @@ BAD_LOGIN = "用户名或密码错误"
 LOCKED = "登录失败次数过多，请15分钟后再试"
 INACTIVE = "您的账号已停用，请联系管理员"
 FORBIDDEN = "您没有权限访问此页面"
+UNSTORABLE = "提交的内容包含无法保存的字符（空字符 \\0），请删除后重试。"
 # Why the login page is shown; the code travels in the URL, the words stay here.
 LOGIN_NOTICES = {
     # A session that is gone: timed out, or ended by deactivation or a password reset.
@@ -254,6 +255,17 @@ async def _csrf_ok(request: web.Request, expected: str) -> bool:
     return sent is not None and hmac.compare_digest(sent.encode(), expected.encode())
 
 
+async def _unstorable_field(request: web.Request) -> str | None:
+    """The name of a query or form field holding U+0000, which PostgreSQL text cannot store
+    (asyncpg refuses it: the page would fail with "系统繁忙"). Refused for every console page
+    at once rather than form by form; no one types it."""
+    fields = list(request.query.items())
+    if request.method not in SAFE_METHODS and request.content_type in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        fields += (await request.post()).items()
+    return next((key for key, value in fields if isinstance(value, str) and "\x00" in value), None)
+
+
 def _login_url(reason: str, next_path: str | None = None) -> str:
     url = f"/admin/login?m={reason}"
     if next_path:
@@ -325,6 +337,9 @@ async def _guard(request: web.Request, handler):
         log.warning("cross-site %s %s from %s refused", request.method, request.path,
                     request.headers.get("Origin"))
         return web.Response(status=403, text="请求来源不正确。", content_type="text/plain")
+    if (field := await _unstorable_field(request)) is not None:
+        log.warning("%s %s refused: NUL character in %s", request.method, request.path, field)
+        return web.Response(status=400, text=UNSTORABLE, content_type="text/plain")
     if is_public(name):
         return await handler(request)
     staff, user, why = await _load(request)

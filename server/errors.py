@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError
 
 log = logging.getLogger("govchat.errors")
 
 BUSY = "系统繁忙，请稍后再试。"
 FAILED = "系统出现异常，请稍后再试。如多次失败，可拨打12345热线。"
 NOT_FOUND = "您访问的页面不存在。"
+UNSTORABLE = "提交的内容无法保存（过长或含有无法识别的字符），请修改后重试。"
 
 
 def _api(request: web.Request) -> bool:
@@ -26,6 +27,12 @@ def _reply(request: web.Request, status: int, message: str) -> web.Response:
     return web.Response(text=html, status=status, content_type="text/html")
 
 
+def _value_refused(exc: DBAPIError) -> bool:
+    # asyncpg's errors reach SQLAlchemy as a plain DBAPIError: SQLSTATE class 22 is
+    # "data exception" (value too long, invalid byte sequence such as NUL).
+    return isinstance(exc, DataError) or str(getattr(exc.orig, "sqlstate", "") or "").startswith("22")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
@@ -38,7 +45,12 @@ async def error_middleware(request: web.Request, handler):
         if exc.status == 413:
             return _reply(request, 413, "提交的内容太大了。")
         raise
-    except (OperationalError, DBAPIError, ConnectionError, TimeoutError) as exc:
+    except (DBAPIError, ConnectionError, TimeoutError) as exc:
+        if isinstance(exc, DBAPIError) and _value_refused(exc):
+            # The database refused the value itself (too long for its column, a character it
+            # cannot hold): retrying cannot help, so not "busy". The doors should refuse it first.
+            log.error("value refused by the database on %s %s: %s", request.method, request.path, exc)
+            return _reply(request, 400, UNSTORABLE)
         # The database is away for a moment: fail fast and cleanly; the client may retry.
         log.error("database unavailable on %s %s: %s", request.method, request.path, exc)
         return _reply(request, 503, BUSY)

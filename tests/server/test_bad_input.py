@@ -21,6 +21,7 @@ from casework.models import Event
 from server.app import create_app
 from server.config import Config
 from server.db import Database
+from server.errors import error_middleware
 from tests.conftest import _empty
 from tests.fuzzing import PAYLOADS, fuzz, table_counts
 
@@ -165,3 +166,23 @@ async def test_any_json_body_is_answered_cleanly(http, fuzz_db, body):
 async def test_the_updates_query_never_fails(http, sender, after):
     resp = await http.get("/api/chat/updates", params={"sender": sender, "after": after})
     assert resp.status in (200, 400), (resp.status, await resp.text())
+
+
+async def test_a_value_the_database_refuses_is_a_400_not_busy(fuzz_db):
+    """The safety net behind the doors: a DataError (a string over its column on PostgreSQL)
+    says the input cannot be stored, not "系统繁忙" (a 503 makes WeChat and clients retry)."""
+    async def too_long(request):
+        async with fuzz_db.session() as session, session.begin():
+            session.add(Conversation(channel="webchat", account="", sender=next(_senders) * 20))
+        return web.Response(text="stored")
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_post("/api/too-long", too_long)
+    app.router.add_post("/page", too_long)
+    async with TestClient(TestServer(app)) as client:
+        api, page = await client.post("/api/too-long"), await client.post("/page")
+        if fuzz_db.dialect == "sqlite":     # SQLite keeps any length: nothing to refuse
+            assert api.status == page.status == 200
+            return
+        assert api.status == page.status == 400
+        assert "无法保存" in (await api.json())["error"] and "无法保存" in await page.text()
