@@ -299,8 +299,8 @@ async def admin_middleware(request: web.Request, handler):
         return await handler(request)
     try:
         response = await _guard(request, handler)
-    except web.HTTPForbidden:        # require_unit and other object-level refusals
-        response = await forbidden(request)
+    except web.HTTPForbidden as exc:     # require_unit and other object-level refusals
+        response = await _refused(request, exc.reason)
     except web.HTTPException as exc:
         _harden(exc.headers)
         raise
@@ -367,8 +367,21 @@ async def _guard(request: web.Request, handler):
     if not may_open(user.role, name or ""):
         if name is None or name not in RULES:
             log.error("route %s (%s) has no rule in admin/permissions.py: refused", name, request.path)
-        return await forbidden(request)
+        return await _refused(request, f"role {user.role} may not open {name}")
     return await handler(request)
+
+
+async def _refused(request: web.Request, reason: str) -> web.Response:
+    """A signed-in user refused a page or an object: audited, so that someone probing other
+    units' cases or admin-only forms by editing URLs and fields is on record."""
+    user = request.get("user")
+    if user is None:
+        return await forbidden(request)
+    async with request.app[DB].session() as session, session.begin():
+        api.audit(session, user.username, "access.refused", request.path, method=request.method,
+                  reason=reason, ip=client_ip(request))
+    log.warning("%s %s refused to %s: %s", request.method, request.path, user.username, reason)
+    return await forbidden(request)
 
 
 async def forbidden(request: web.Request, message: str = FORBIDDEN) -> web.Response:
