@@ -69,7 +69,8 @@ async def refresh(session: AsyncSession, calendar: WorkCalendar, *, now: datetim
     else:
         ids = sorted(set(await session.scalars(
             select(Event.case_id).where(Event.case_id.is_not(None),
-                                        (Event.id > mark.event_id) | (Event.at >= now - RECENT))
+                                        (Event.id > mark.event_id)
+                                        | Event.at.between(now - RECENT, now))
             .distinct())))
     for chunk in _chunks(ids, CHUNK):
         await _recompute(session, chunk, calendar)
