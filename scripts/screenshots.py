@@ -26,13 +26,13 @@ from admin.api import create_user                                  # noqa: E402
 from bot import api as bot_api                                     # noqa: E402
 from bot.models import Conversation                                # noqa: E402
 from casework import api as casework                               # noqa: E402
-from casework import lifecycle                                     # noqa: E402
+from casework import lifecycle, spotcheck                          # noqa: E402
 from casework.models import Category                               # noqa: E402
 from knowledge_base import workflow                                # noqa: E402
 from server import bootstrap, migrate                              # noqa: E402
 from server.app import create_app                                  # noqa: E402
 from server.config import Config                                   # noqa: E402
-from server.db import Database, utcnow                             # noqa: E402
+from server.db import CHINA, Database, utcnow                      # noqa: E402
 from tests.conftest import free_port                               # noqa: E402
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS                      # noqa: E402
 
@@ -109,6 +109,12 @@ async def prepare(db: Database) -> dict:
                                      reason="该农贸市场周边由街道负责管理，非本单位事项。",
                                      now=now + timedelta(minutes=55))
 
+    # One case answered and rated, so the reports have a reply to count.
+    await lifecycle.accept(db, noise, unit_id=UNIT, actor="zhao.min", now=now + timedelta(minutes=45))
+    await lifecycle.reply(db, noise, unit_id=UNIT, actor="zhao.min", now=now + timedelta(minutes=90),
+                          text="已责令施工单位22时后停止高噪声作业，并安排夜间巡查。")
+    await lifecycle.rate(db, noise, 5, actor="citizen", now=now + timedelta(minutes=100))
+
     # A Q&A draft in review: a new version of a demo entry by the agent.
     async with db.session() as session, session.begin():
         current = (await workflow.versions(session, "SB-001"))[-1]
@@ -118,7 +124,12 @@ async def prepare(db: Database) -> dict:
             answer=current.answer + "\n补办期间可使用电子社保卡就医结算。",
             category=current.category, unit=current.unit)
         await workflow.submit(session, "SB-001", draft.number, "li.na")
-    return {"case": oil}
+    # This quarter's spot check, drawn with a fixed seed.
+    today = utcnow().astimezone(CHINA).date()
+    async with db.session() as session, session.begin():
+        check = await spotcheck.draw(session, f"{today.year}Q{(today.month - 1) // 3 + 1}", 3, seed=2026,
+                                     actor="admin")
+    return {"case": oil, "spotcheck": check.id}
 
 
 async def handoff(site: str, db: Database) -> int:
@@ -137,7 +148,7 @@ async def handoff(site: str, db: Database) -> int:
     return conv_id
 
 
-async def shoot(site: str, conv_id: int, case: str) -> list[Path]:
+async def shoot(site: str, conv_id: int, case: str, spot_check: int) -> list[Path]:
     from playwright.async_api import async_playwright
 
     saved: list[Path] = []
@@ -171,6 +182,13 @@ async def shoot(site: str, conv_id: int, case: str) -> list[Path]:
             await snap(admin, "/admin/", "home")
             await snap(admin, "/admin/users", "accounts")
             await snap(admin, "/admin/audit", "audit-log")
+            await snap(admin, "/admin/settings", "settings")
+            await snap(admin, "/admin/settings/units", "settings-units")
+            await snap(admin, "/admin/settings/calendar", "settings-calendar")
+            await snap(admin, "/admin/settings/wechat", "settings-wechat")
+            await snap(admin, "/admin/reports", "reports")
+            await snap(admin, "/admin/reports/assessment", "assessment")
+            await snap(admin, f"/admin/spotchecks/{spot_check}", "spotcheck")
 
             agent = await page_for("li.na")
             await agent.goto(f"{site}/admin/inbox/{conv_id}")
@@ -191,6 +209,7 @@ async def shoot(site: str, conv_id: int, case: str) -> list[Path]:
 
             dispatcher = await page_for("fen.pai")
             await snap(dispatcher, "/admin/dispatch", "dispatch-desk")
+            await snap(dispatcher, "/admin/settings/routing", "settings-routing")
 
             reviewer = await page_for("wang.shen")
             await snap(reviewer, "/admin/kb", "kb-list")
@@ -214,7 +233,7 @@ async def run(tmp: str, url: str) -> list[Path]:
             async with TestServer(create_app(config), host="127.0.0.1", port=free_port()) as server:
                 site = str(server.make_url("/")).rstrip("/")
                 conv_id = await handoff(site, db)
-                return await shoot(site, conv_id, prepared["case"])
+                return await shoot(site, conv_id, prepared["case"], prepared["spotcheck"])
     finally:
         await db.dispose()
 
