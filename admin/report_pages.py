@@ -26,7 +26,7 @@ from admin.permissions import allow
 from casework import assessment, report_files
 from casework.calendar import load_calendar
 from casework.measures import period_of
-from casework.report import CUT_NAMES, CUTS, MEASURES, table
+from casework.report import CUT_NAMES, CUTS, MEASURES, table, unit_and_below
 from casework.report_cache import ReportCache, keep_warm
 from casework.timeliness import handoff_waits, window_bounds
 from server.appkeys import DB, REPORT_CACHE
@@ -152,6 +152,15 @@ def _form(params: MultiMapping[str], query: Query | None) -> dict:
             "measure": query.measure}
 
 
+async def visible_units(request: web.Request) -> set[str] | None:
+    """A unit handler sees their unit and the units under it; other readers see everything."""
+    user = request["user"]
+    if user.role != "unit_handler":
+        return None
+    async with request.app[DB].session() as session:
+        return await unit_and_below(session, user.unit_id)
+
+
 async def reports_page(request: web.Request) -> web.Response:
     try:
         query = parse_query(request.query, china_today())
@@ -160,11 +169,14 @@ async def reports_page(request: web.Request) -> web.Response:
             "error": exc.zh, "form": _form(request.query, None), "cut_names": CUT_NAMES,
             "measures": MEASURES, "report": None}, status=400)
     start, end = window_bounds(query.first, query.last)
+    units = await visible_units(request)
     reports = await request.app[REPORT_CACHE].get(request.app[DB], query.first, query.last,
-                                                  [query.by, "month"],
+                                                  [query.by, "month"], units=units,
                                                   fresh=request.query.get("fresh") == "1")
     async with request.app[DB].session() as session:
         waits = await handoff_waits(session, start, end, await load_calendar(session))
+        if units is not None:
+            waits = [o for o in waits if o.dims.unit in units]
         target = next((i for i in await assessment.indicators(session) if i.measure == query.measure),
                       None) if query.by == "unit" else None
     report = reports[query.by]
@@ -188,6 +200,7 @@ async def reports_page(request: web.Request) -> web.Response:
         "headers": headers, "rows": rows,
         "bars": bars, "trend": trend, "spread": spread, "waits": len(waits), "target": target,
         "measure_header": HEADERS[query.measure], "cut_name": CUT_NAMES[query.by],
+        "scoped": units is not None,
         "computed": report.generated_at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S"),
         "fresh_url": request.rel_url.update_query({"fresh": "1"}),
         "csv_url": export.with_query({**link, "format": "csv"}),
@@ -201,7 +214,8 @@ async def reports_export(request: web.Request) -> web.Response:
         query = parse_query(request.query, china_today())
     except QueryRefused as exc:
         raise web.HTTPBadRequest(text=exc.zh) from None
-    reports = await request.app[REPORT_CACHE].get(request.app[DB], query.first, query.last, [query.by])
+    reports = await request.app[REPORT_CACHE].get(request.app[DB], query.first, query.last, [query.by],
+                                                  units=await visible_units(request))
     names = (f"timeliness-{query.first}-{query.last}-{query.by}",
              f"时效报表_{query.first}至{query.last}_{CUT_NAMES[query.by]}")
     if fmt == "csv":
@@ -225,5 +239,5 @@ def setup_report_pages(app: web.Application) -> None:
     r = app.router
     r.add_get("/admin/reports", reports_page, name="report-timeliness")
     r.add_get("/admin/reports/export", reports_export, name="report-export")
-    for name in ("report-timeliness", "report-export"):
-        allow(name, *READERS)
+    for name in ("report-timeliness", "report-export"):       # handlers: their own units only
+        allow(name, *READERS, "unit_handler")

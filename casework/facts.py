@@ -111,10 +111,12 @@ async def _recompute(session: AsyncSession, ids: list[int], calendar: WorkCalend
 
 
 async def summed(session: AsyncSession, windows: list[tuple[date, date]], *,
-                 dimensions: Iterable[str], by_day: bool, leave_out: Iterable[str] = ()) -> list[Observation]:
+                 dimensions: Iterable[str], by_day: bool, leave_out: Iterable[str] = (),
+                 units: Iterable[str] | None = None) -> list[Observation]:
     """Observations of the facts inside `windows` ([first, last] China dates, not overlapping),
     summed per measure, per window (or per day when `by_day`) and per the `dimensions` asked for
-    (the others come back None). Measures in `leave_out` are not read (see `single`)."""
+    (the others come back None). Measures in `leave_out` are not read (see `single`); with
+    `units`, only those units' facts."""
     dims = [d for d in DIMENSIONS if d in set(dimensions)]
     in_windows = or_(*[CaseFact.day.between(a, b) for a, b in windows])
     if by_day:
@@ -126,22 +128,26 @@ async def summed(session: AsyncSession, windows: list[tuple[date, date]], *,
     # as two different expressions.
     group = [CaseFact.measure, literal_column("at"), *[COLUMNS[d] for d in dims]]
     conn = await session.connection()        # Core rows, without the ORM's per-row cost
-    rows = await conn.execute(select(*columns, func.sum(CaseFact.value), func.count())
-                              .where(in_windows, CaseFact.measure.not_in(list(leave_out)))
-                              .group_by(*group))
+    query = (select(*columns, func.sum(CaseFact.value), func.count())
+             .where(in_windows, CaseFact.measure.not_in(list(leave_out))).group_by(*group))
+    if units is not None:
+        query = query.where(CaseFact.unit_id.in_(list(units)))
+    rows = await conn.execute(query)
     return [Observation(measure, _as_date(at), Dims(**dict(zip(dims, values))), float(total), n)
             for measure, at, *values, total, n in rows]
 
 
-async def single(session: AsyncSession, first: date, last: date,
-                 measures: Iterable[str]) -> list[Observation]:
+async def single(session: AsyncSession, first: date, last: date, measures: Iterable[str],
+                 units: Iterable[str] | None = None) -> list[Observation]:
     """One observation per fact of these measures in [first, last], with every dimension: what
     a median or percentile is taken of (a quarter holds ~50,000), usable by any cut."""
     conn = await session.connection()
-    rows = await conn.execute(
-        select(CaseFact.measure, CaseFact.day, CaseFact.unit_id, CaseFact.category,
-               CaseFact.case_type, CaseFact.channel, CaseFact.value)
-        .where(CaseFact.day.between(first, last), CaseFact.measure.in_(list(measures))))
+    query = (select(CaseFact.measure, CaseFact.day, CaseFact.unit_id, CaseFact.category,
+                    CaseFact.case_type, CaseFact.channel, CaseFact.value)
+             .where(CaseFact.day.between(first, last), CaseFact.measure.in_(list(measures))))
+    if units is not None:
+        query = query.where(CaseFact.unit_id.in_(list(units)))
+    rows = await conn.execute(query)
     return [Observation(measure, _as_date(day), Dims(unit, category, case_type, channel), float(value))
             for measure, day, unit, category, case_type, channel, value in rows]
 

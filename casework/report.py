@@ -154,6 +154,20 @@ def cut(observations: list[Observation], by: str | None, first: date, last: date
     return report
 
 
+async def unit_and_below(session: AsyncSession, unit_id: str) -> set[str]:
+    """A unit and every unit under it (through units.parent_id): what its handlers may see."""
+    children: dict[str | None, list[str]] = defaultdict(list)
+    for uid, parent in await session.execute(select(Unit.id, Unit.parent_id)):
+        children[parent].append(uid)
+    found, todo = set(), [unit_id]
+    while todo:
+        uid = todo.pop()
+        if uid not in found:
+            found.add(uid)
+            todo.extend(children.get(uid, []))
+    return found
+
+
 def _ancestors(unit_id: str, units: dict[str, Unit]) -> list[str]:
     chain, seen = [], {unit_id}
     parent = units[unit_id].parent_id if unit_id in units else None
@@ -178,15 +192,17 @@ def _periods(first: date, last: date, grain: str):
 
 
 async def timeliness_report(session: AsyncSession, first: date, last: date, by: str | None = None,
-                            *, now: datetime) -> Report:
+                            *, now: datetime, units: Iterable[str] | None = None) -> Report:
     """The timeliness report of [first, last] (China dates), cut `by` one of CUTS or only the
     total, with the previous period (casework.measures.previous_window) beside it."""
-    return (await all_cuts(session, first, last, [by], now=now))[by]
+    return (await all_cuts(session, first, last, [by], now=now, units=units))[by]
 
 
 async def all_cuts(session: AsyncSession, first: date, last: date, cuts: Iterable[str | None], *,
-                   now: datetime) -> dict[str | None, Report]:
-    """Several cuts of one window from one read of the log."""
+                   now: datetime, units: Iterable[str] | None = None) -> dict[str | None, Report]:
+    """Several cuts of one window from one read of the log. With `units` (a unit and the units
+    under it, see `unit_and_below`), only what those units did: measures without a unit (the
+    bot's latency, consultations, deliveries) are left out, and the unit cut shows those units."""
     cuts = list(cuts)
     if last < first:
         raise ValueError(f"the report ends ({last}) before it starts ({first})")
@@ -200,20 +216,25 @@ async def all_cuts(session: AsyncSession, first: date, last: date, cuts: Iterabl
     calendar = await load_calendar(session)
     await facts.refresh_apart(session, calendar, now=now)
     # Read once for every cut: the log's per-day observations and the facts percentiles need.
+    units = set(units) if units is not None else None
     shared = await collect(session, earliest, last, now=now, calendar=calendar)
-    shared += await facts.single(session, earliest, last, PERCENTILE_SOURCES)
-    units = {u.id: u for u in await session.scalars(select(Unit))}
+    if units is not None:
+        shared = [o for o in shared if o.dims.unit in units]
+    shared += await facts.single(session, earliest, last, PERCENTILE_SOURCES, units)
+    directory = {u.id: u for u in await session.scalars(select(Unit))}
     reports = {}
     for by in cuts:
         # The case facts summed in SQL as finely as this cut needs, and no finer.
         if by in GRAINS:
             case_facts = await facts.summed(session, [(earliest, last)], dimensions=(), by_day=True,
-                                            leave_out=PERCENTILE_SOURCES)
+                                            leave_out=PERCENTILE_SOURCES, units=units)
         else:
             case_facts = await facts.summed(session, [(prev_first, prev_last), (first, last)],
                                             dimensions=[by] if by else [], by_day=False,
-                                            leave_out=PERCENTILE_SOURCES)
-        reports[by] = cut(shared + case_facts, by, first, last, prev_first, prev_last, units)
+                                            leave_out=PERCENTILE_SOURCES, units=units)
+        reports[by] = cut(shared + case_facts, by, first, last, prev_first, prev_last, directory)
+        if by == "unit" and units is not None:      # not the parents the roll-up reached
+            reports[by].rows = [row for row in reports[by].rows if row.key in units]
         reports[by].generated_at = now
     return reports
 

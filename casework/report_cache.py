@@ -34,8 +34,9 @@ class ReportCache:
         self._locks: dict[tuple, asyncio.Lock] = {}
 
     async def get(self, db: Database, first: date, last: date, cuts: Iterable[str | None], *,
-                  fresh: bool = False) -> dict[str | None, Report]:
-        key = (db.url, first, last, tuple(cuts))
+                  fresh: bool = False, units: Iterable[str] | None = None) -> dict[str | None, Report]:
+        units = frozenset(units) if units is not None else None
+        key = (db.url, first, last, tuple(cuts), units)
         if not fresh and (hit := self._recent(key)) is not None:
             return hit
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -47,7 +48,7 @@ class ReportCache:
             if not fresh and (hit := self._recent(key)) is not None:
                 return hit
             async with db.session() as session:
-                reports = await all_cuts(session, first, last, key[3], now=utcnow())
+                reports = await all_cuts(session, first, last, key[3], now=utcnow(), units=units)
             self._items[key] = (time.monotonic(), reports)
             self._items.move_to_end(key)
             while len(self._items) > self.size:

@@ -231,13 +231,35 @@ async def test_an_admin_edits_the_indicators_whole_and_bad_tables_are_refused(ma
 
 
 async def test_who_may_open_the_reports(make_client, db):
-    for username, role, reports, indicators_ in (("r1", "reviewer", 200, 403), ("d1", "dispatcher", 200, 403),
-                                                 ("a1", "agent", 403, 403), ("u1", "unit_handler", 403, 403)):
+    # (timeliness report and its files, assessment and its files, indicator table)
+    for username, role, reports, assessed, indicators_ in (
+            ("r1", "reviewer", 200, 200, 403), ("d1", "dispatcher", 200, 200, 403),
+            ("a1", "agent", 403, 403, 403), ("u1", "unit_handler", 200, 403, 403)):
         client, csrf = await signed_in(make_client, db, username, role)
-        for path in ("/admin/reports", "/admin/reports/export", "/admin/reports/assessment",
-                     "/admin/reports/assessment/export"):
-            assert (await client.get(path)).status == reports, (role, path)
+        for path, status in (("/admin/reports", reports), ("/admin/reports/export", reports),
+                             ("/admin/reports/assessment", assessed),
+                             ("/admin/reports/assessment/export", assessed)):
+            assert (await client.get(path)).status == status, (role, path)
         assert (await client.get("/admin/reports/indicators")).status == indicators_
         resp = await client.post("/admin/reports/indicators", data=indicator_form(
             csrf, ("on_time_rate", "按期", "1", "1", "1")))
         assert resp.status == 403, role
+
+
+async def test_a_unit_handler_sees_only_their_unit_and_those_below(make_client, db):
+    await history_with_handoffs(db)
+    client, _ = await signed_in(make_client, db, "cgj", "unit_handler", unit_id="JH-CGJ")
+    page = await (await client.get("/admin/reports", params={**WINDOW, "by": "unit"})).text()
+    assert 'id="report-scope"' in page
+    headers, rows = table_cells(page, "report-table")
+    assert [row[0] for row in rows] == ["城管局", "合计"]          # not 住建局, not the parent 市政府
+    async with db.session() as session:
+        own = (await all_cuts(session, date(2026, 10, 1), date(2026, 11, 30), ["unit"], now=utcnow(),
+                              units={"JH-CGJ"}))["unit"]
+        everyone = (await expected(db, "unit"))["unit"]
+    assert rows[0][2:] == rows[1][2:]          # the total is their unit's row (after its parent)
+    cgj = next(r for r in everyone.rows if r.key == "JH-CGJ")
+    assert own.rows[0].values["replies"] == cgj.values["replies"] < everyone.total.values["replies"]
+    csv = await (await client.get("/admin/reports/export", params={**WINDOW, "by": "unit",
+                                                                    "format": "csv"})).text()
+    assert "住建局" not in csv and "城管局" in csv
