@@ -198,15 +198,23 @@ class ToFetch:
     attempts: int
 
 
+# Image and video evidence with a MediaId whose file is not kept yet, and tries left.
+EVIDENCE_TO_KEEP = (CaseAttachment.media_id.is_not(None), CaseAttachment.stored_path.is_(None),
+                    CaseAttachment.fetch_error.is_(None), CaseAttachment.kind.in_(("image", "video")),
+                    CaseAttachment.fetch_attempts < FETCH_ATTEMPTS)
+
+
+async def evidence_pending(session: AsyncSession) -> int:
+    """How many evidence files are still to be fetched (due now or waiting for their retry)."""
+    return await session.scalar(select(func.count()).select_from(CaseAttachment)
+                                .where(*EVIDENCE_TO_KEEP)) or 0
+
+
 async def evidence_to_fetch(session: AsyncSession, now: datetime, limit: int = 10) -> list[ToFetch]:
-    """Image and video evidence with a MediaId whose file is not kept yet and whose next try is
-    due, oldest first."""
+    """Evidence still to keep (EVIDENCE_TO_KEEP) whose next try is due, oldest first."""
     rows = await session.execute(
         select(CaseAttachment, Case.conversation_id).join(Case, Case.id == CaseAttachment.case_id)
-        .where(CaseAttachment.media_id.is_not(None), CaseAttachment.stored_path.is_(None),
-               CaseAttachment.fetch_error.is_(None), CaseAttachment.kind.in_(("image", "video")),
-               CaseAttachment.fetch_attempts < FETCH_ATTEMPTS)
-        .order_by(CaseAttachment.id).limit(limit * 5))
+        .where(*EVIDENCE_TO_KEEP).order_by(CaseAttachment.id).limit(limit * 5))
     due = [ToFetch(a.id, a.case_id, a.media_id, a.kind, conv, a.fetch_attempts)
            for a, conv in rows if a.created_at + FETCH_BACKOFF[a.fetch_attempts] <= now]
     return due[:limit]

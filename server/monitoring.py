@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from admin.auth import client_ip
 from bot.models import STAFF, Conversation
-from casework.api import FETCH_ATTEMPTS, PENDING as EXTENSION_PENDING
-from casework.models import RETURNED, SUBMITTED, Case, CaseAttachment, ExtensionRequest
+from casework.api import PENDING as EXTENSION_PENDING, evidence_pending
+from casework.models import RETURNED, SUBMITTED, Case, ExtensionRequest
 from channels.wechat.models import PENDING, SENDING, Delivery
 from server.appkeys import CONFIG, DB, KB, RASA, SUPERVISOR
 from server.db import utcnow
@@ -45,11 +45,7 @@ async def _queues(db) -> list[str]:
         deliveries = (await session.execute(
             select(Delivery.status, func.count(), func.min(Delivery.created_at))
             .where(Delivery.status.in_((PENDING, SENDING))).group_by(Delivery.status))).all()
-        # The evidence fetcher's own predicate (casework.api.evidence_to_fetch), backoff aside.
-        evidence = await session.scalar(select(func.count()).select_from(CaseAttachment).where(
-            CaseAttachment.media_id.is_not(None), CaseAttachment.stored_path.is_(None),
-            CaseAttachment.fetch_error.is_(None), CaseAttachment.kind.in_(("image", "video")),
-            CaseAttachment.fetch_attempts < FETCH_ATTEMPTS))
+        evidence = await evidence_pending(session)
         desk = await session.scalar(select(func.count()).select_from(Case).where(
             Case.status.in_((SUBMITTED, RETURNED))))
         extensions = await session.scalar(select(func.count()).select_from(ExtensionRequest).where(
