@@ -19,6 +19,7 @@ from casework import api as casework
 from casework import lifecycle
 from casework.api import CASE_TYPE_NAMES, OPEN, STATUS_NAMES, CaseNotFound, attachments, find_case
 from casework.calendar import WorkCalendar, china_date, load_calendar
+from casework.events import EVENT_NAMES
 from casework.models import DISPATCHED, IN_PROGRESS, RATED, REPLIED, RETURNED, SUBMITTED, Case, Event
 from casework.privacy import mask_phone, mask_text
 from casework.route_model import load_settings
@@ -29,14 +30,6 @@ PAGE_SIZE = 50
 SHORT = 60                                   # characters of a description in a list
 CASE_ROLES = ("unit_handler", "dispatcher", "admin")
 DESK_ROLES = ("dispatcher", "admin")
-EVENT_NAMES = {
-    "case_submitted": "受理", "case_linked": "群众重复提交（已并入本件）", "case_dispatched": "派单",
-    "case_accepted": "签收", "case_returned": "退回（非本单位职责）",
-    "case_extension_requested": "申请延期", "case_extension_approved": "批准延期",
-    "case_extension_refused": "不予延期", "case_replied": "答复", "case_reopened": "重新办理",
-    "case_closed": "办结", "case_due_soon": "临期提醒", "case_overdue": "超期督办",
-    "rating_given": "群众评价", "reply_delivered": "答复已送达", "delivery_failed": "答复未送达",
-}
 ATTACHMENT_KINDS = {"image": "图片", "video": "视频", "link": "链接", "location": "位置"}
 
 
@@ -228,9 +221,11 @@ ACTIONS = {
 
 
 def _text(form, name: str, missing: str | None = None, limit: int = 4000) -> str:
-    value = str(form.get(name, "")).strip()[:limit]
+    value = str(form.get(name, "")).strip()
     if missing and not value:
         raise Refused(missing)
+    if len(value) > limit:          # refused, never cut: staff must know what the citizen gets
+        raise Refused(f"内容过长：最多 {limit} 个字，现有 {len(value)} 个字")
     return value
 
 

@@ -115,10 +115,17 @@ async def kb_list(request: web.Request) -> web.Response:
         "may_import": True})
 
 
+FIELD_NAMES = {"question": "标准问题", "answer": "答案", "category": "类别", "unit": "责任单位",
+               "valid_from": "生效日期", "valid_to": "失效日期"}
+
+
 def _form_fields(form) -> dict:
     """The editable fields of an entry form, checked; raises Refused."""
     def text(name: str, limit: int) -> str:
-        return str(form.get(name, "")).strip()[:limit]
+        value = str(form.get(name, "")).strip()
+        if len(value) > limit:      # refused, never cut: the reviewer must see what is published
+            raise Refused(f"{FIELD_NAMES.get(name, name)}过长：最多 {limit} 个字，现有 {len(value)} 个字")
+        return value
 
     def day(name: str) -> date | None:
         value = text(name, 10)
@@ -133,7 +140,7 @@ def _form_fields(form) -> dict:
         "question": text("question", 500),
         "similar_questions": [s.strip() for s in str(form.get("similar_questions", "")).splitlines()
                               if s.strip()][:50],
-        "answer": str(form.get("answer", "")).strip()[:5000],
+        "answer": text("answer", 5000),
         "category": text("category", 64), "unit": text("unit", 128),
         "tags": [t.strip() for t in re.split(r"[|,，、]", str(form.get("tags", ""))) if t.strip()][:20],
         "valid_from": day("valid_from"), "valid_to": day("valid_to"),

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from admin.api import audit
 from bot.models import Conversation, Message
+from casework.events import EVENT_NAMES
 from casework.models import Case, SpotCheck, SpotCheckItem, Unit
 from server.db import CHINA, utcnow
 
@@ -268,8 +269,6 @@ def china_time(moment: datetime | None) -> str:
 
 
 def _event_text(event) -> str:
-    from casework.events import EVENT_NAMES
-
     detail = dict(event.detail or {})
     shown = [f"{label} {detail.pop(key)}" for key, label in DETAIL_LABELS.items()
              if detail.get(key) not in (None, "")]
