@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import func, select
+
+from server.db import Database
+from tests.conftest import _empty
 
 # Examples per test = the count a test asks for × this factor.
 SCALE = {"ci": 1, "long": 50}
@@ -38,3 +42,13 @@ async def table_counts(db, *models) -> dict[str, int]:
     async with db.session() as session:
         return {m.__tablename__: await session.scalar(select(func.count()).select_from(m))
                 for m in models}
+
+
+@pytest.fixture(scope="module")
+async def fuzz_db(db_url):
+    """One empty database for a whole fuzzing module: examples do not pay for a fresh one."""
+    database = Database(db_url)
+    await _empty(database)
+    yield database
+    await _empty(database)
+    await database.dispose()

@@ -27,23 +27,12 @@ from casework.models import Event
 from channels.wechat.crypto import Cipher, signature
 from channels.wechat.models import Delivery
 from channels.wechat.routes import MAX_BODY
-from server.db import Database
 from tests.channels.test_wechat import (AES_KEY, APP_ID, GH, OPENID, SAFE_APP_ID, SAFE_TOKEN, TOKEN,
                                         WeChat, serve, text_msg)
-from tests.conftest import _empty
-from tests.fuzzing import fuzz, table_counts
+from tests.fuzzing import fuzz, table_counts, fuzz_db  # noqa: F401 (a fixture)
 
 TABLES = (Message, Conversation, Event, Delivery)
 OTHER_KEY = base64.b64encode(bytes(range(1, 33))).decode().rstrip("=")
-
-
-@pytest.fixture(scope="module")
-async def fuzz_db(db_url):
-    database = Database(db_url)
-    await _empty(database)
-    yield database
-    await _empty(database)
-    await database.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -20,23 +20,12 @@ from bot.models import Conversation, Message
 from casework.models import Event
 from server.app import create_app
 from server.config import Config
-from server.db import Database
 from server.errors import error_middleware
-from tests.conftest import _empty
-from tests.fuzzing import PAYLOADS, fuzz, table_counts
+from tests.fuzzing import PAYLOADS, fuzz, table_counts, fuzz_db  # noqa: F401 (a fixture)
 
 TABLES = (Message, Conversation, Event)
 MAX_CHARS = 500         # Config.max_message_chars's default: the citizen is told this number
 _senders = (f"web-fuzz-{n}" for n in itertools.count())    # one per example: no rate limit
-
-
-@pytest.fixture(scope="module")
-async def fuzz_db(db_url):
-    database = Database(db_url)
-    await _empty(database)
-    yield database
-    await _empty(database)
-    await database.dispose()
 
 
 @pytest.fixture(scope="module")
