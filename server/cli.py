@@ -717,6 +717,26 @@ def cmd_report_assessment(args, config) -> int:
     return _print_or_write(text, args.out)
 
 
+def cmd_report_alerts(args, config) -> int:
+    """What needs someone's attention now: the home page's alerts, for cron or a monitoring script."""
+    import dataclasses
+    import json
+    from datetime import date
+
+    from casework import alerts
+    from server.db import CHINA, utcnow
+
+    today = date.fromisoformat(args.date) if args.date else utcnow().astimezone(CHINA).date()
+    found = _with_session(config, lambda session: alerts.alerts(session, today))
+    if args.format == "json":
+        print(json.dumps([dataclasses.asdict(a) for a in found], ensure_ascii=False, indent=2))
+    elif not found:
+        print("没有需要处理的提醒。")
+    for alert in found if args.format == "table" else ():
+        print(f"{'【紧急】' if alert.level == alerts.DANGER else '【提醒】'}{alert.message}")
+    return 1 if args.check and any(a.level == alerts.DANGER for a in found) else 0
+
+
 def _add_report_commands(sub) -> None:
     reports = sub.add_parser("report", help="timeliness reports from the event log")
     reports_sub = reports.add_subparsers(dest="report_command", required=True)
@@ -736,6 +756,13 @@ def _add_report_commands(sub) -> None:
     yearly.add_argument("--format", choices=["table", "json", "csv", "xlsx"], default="table")
     yearly.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     yearly.set_defaults(func=cmd_report_assessment)
+    alerting = reports_sub.add_parser(
+        "alerts", help="what needs attention now (units below target, Q&A expiry, calendar data)")
+    alerting.add_argument("--date", metavar="DATE", help="as of this China date (default: today)")
+    alerting.add_argument("--format", choices=["table", "json"], default="table")
+    alerting.add_argument("--check", action="store_true",
+                          help="exit with status 1 when an urgent (red) alert is among them")
+    alerting.set_defaults(func=cmd_report_alerts)
 
 
 def cmd_wechat_menu(args, config) -> int:

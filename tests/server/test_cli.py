@@ -181,3 +181,16 @@ async def test_kb_hits_prints_answers_and_votes_per_entry_and_period(db):
         ("SB-001", quarters[1], 2, 1, 0), ("GJJ-001", quarters[1], 1, 0, 0), ("HJ-005", quarters[0], 1, 0, 0)}
     result = govchat(db.url, "kb", "hits", "--period", "year")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+async def test_report_alerts_lists_what_needs_attention(db):
+    import json
+
+    # An empty Q&A base: the staleness alert; 2030 has no statutory calendar data: urgent.
+    shown = govchat(db.url, "report", "alerts", "--date", "2030-01-15", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    kinds = {a["kind"]: a for a in json.loads(shown.stdout)}
+    assert kinds["kb_stale"]["message"] == "问答库尚无已发布的内容。"
+    assert kinds["calendar_missing"]["level"] == "danger"
+    table = govchat(db.url, "report", "alerts", "--date", "2030-01-15", "--check")
+    assert table.returncode == 1 and "【紧急】" in table.stdout and "【提醒】问答库尚无已发布的内容。" in table.stdout
