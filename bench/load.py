@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import csv
 import random
+import re
 import secrets
 import statistics
 import subprocess
@@ -264,29 +265,39 @@ def start_profiler(pid: int, out: Path, seconds: float) -> subprocess.Popen:
          "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def profile_summary(raw: Path, top: int = 15) -> str:
-    """Share of samples per process, and the functions (self and inclusive) that take most."""
-    processes, own, inclusive, total = Counter(), Counter(), Counter(), 0
+PROCESS = re.compile(r'process \d+:"')
+OWN_CODE = re.compile(r"\((admin|bot|casework|channels|knowledge_base|server)/")
+
+
+def profile_summary(raw: Path, top: int = 12) -> str:
+    """Per process (the server, Rasa): its share of samples, the functions running (leaf
+    frames), and govchat's own functions by inclusive share."""
+    per_process: dict[str, list[Counter]] = {}
+    total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         frames, n = stack.split(";"), int(count)
         total += n
-        processes[frames[0][:60]] += n
-        own[frames[-1]] += n
-        for frame in set(frames[1:]):
-            inclusive[frame] += n
+        name = [f for f in frames if PROCESS.match(f)][-1]
+        name = "Rasa" if "rasa run" in name else "govchat run" if "govchat run" in name else name[:60]
+        samples, leaves, own = per_process.setdefault(name, [Counter(), Counter(), Counter()])
+        samples["all"] += n
+        leaves[frames[-1]] += n
+        for frame in {f for f in frames if OWN_CODE.search(f)}:
+            own[frame] += n
     if not total:
         return "(no samples)"
-
-    def share(counter: Counter, keep=lambda f: True) -> list[str]:
-        return [f"  {100 * n / total:5.1f}%  {f[:150]}" for f, n in counter.most_common()
-                if keep(f)][:top]
-    ours = lambda f: str(ROOT) in f and "/.venv/" not in f                # noqa: E731
-    return "\n".join([f"{total} samples", "by process:", *share(processes),
-                      "self time (leaf frames):", *share(own),
-                      "inclusive, govchat's own code:", *share(inclusive, ours)])
+    lines = [f"{total} samples (py-spy, 50/s, every thread of both processes)"]
+    for name, (samples, leaves, own) in sorted(per_process.items(), key=lambda p: -p[1][0]["all"]):
+        lines.append(f"{name}: {100 * samples['all'] / total:.1f}% of samples")
+        lines += ["  running (leaf frames):"] + [
+            f"    {100 * n / total:5.1f}%  {f[:140]}" for f, n in leaves.most_common(top)]
+        if own:
+            lines += ["  govchat's code, inclusive:"] + [
+                f"    {100 * n / total:5.1f}%  {f[:140]}" for f, n in own.most_common(top)]
+    return "\n".join(lines)
 
 
 async def main() -> None:
