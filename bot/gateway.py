@@ -32,6 +32,13 @@ KINDS = ("answer", "clarify", "fallback", "form", "case", "handoff", "info")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # A bare choice after a clarification: "2", "第2个", "２".
 _CHOICE = re.compile(r"^\s*第?\s*([1-9])\s*(个|条|项)?\s*[。.]?\s*$")
+# A message still `received` this long after Rasa's timeout has no one working on it: its
+# server died between storing and settling it (tests/faults). A retry of it, or the recovery
+# sweep, then answers it; `_settle` is conditional, so it is answered once either way.
+STALE_MARGIN = 3.0
+# WeChat re-sends an unanswered message for about 15 s: its retries get the first go, then the
+# sweep takes what is left (a message WeChat was told `success` for is never re-sent).
+RETRY_WINDOW = 15.0
 
 
 class InputRejected(Exception):
@@ -122,6 +129,7 @@ class Gateway:
         self.rasa = rasa
         self.max_chars = max_chars
         self.rate_limit = rate_limit
+        self.stale_after = timedelta(seconds=rasa.timeout + STALE_MARGIN)
 
     def check_text(self, text: str) -> str:
         # U+0000 cannot be stored in PostgreSQL text (asyncpg refuses it: a 503) and means
@@ -150,9 +158,13 @@ class Gateway:
             return await self._replay(inbound)
         metrics.received(inbound.channel)
         await harmful.flag_message(self.db, message_id, conv.id, inbound.text)   # art. 24
+        return await self._process(conv, message_id, inbound)
 
+    async def _process(self, conv: Conversation, message_id: int, inbound: Inbound) -> Outcome:
+        """Answer the stored message `message_id` (still `received`) and settle it."""
         if conv.state == STAFF and conv.handoff_reason != api.BOT_UNAVAILABLE:
-            await self._settle(message_id, QUEUED, [], inbound, conv)
+            if await self._settle(message_id, QUEUED, [], inbound, conv) is None:
+                return await self._answered_elsewhere(message_id)
             return Outcome([], "with_staff")
 
         text = rasa_text(inbound) or await self._rewrite_choice(conv.id, inbound.text)
@@ -169,7 +181,29 @@ class Gateway:
             return await self._apologise(conv, message_id, inbound, "empty reply")
         await harmful.mask_replies(self.db, replies)      # the bot never repeats harmful terms
         state = await self._settle(message_id, ANSWERED, replies, inbound, conv, bot_back=True)
+        if state is None:
+            return await self._answered_elsewhere(message_id)
         return Outcome(replies, "with_staff" if state == STAFF else "bot")
+
+    async def recover(self, now: datetime | None = None) -> list[tuple[Conversation, Outcome]]:
+        """Answer the messages whose server died before settling them and that no retry took
+        over (within WeChat's 48-hour window); the channel delivers the replies returned."""
+        now = now or utcnow()
+        async with self.db.session() as session:
+            stale = list(await session.scalars(select(Message).where(
+                Message.direction == "in", Message.status == RECEIVED,
+                Message.created_at < now - self.stale_after - timedelta(seconds=RETRY_WINDOW),
+                Message.created_at > now - timedelta(hours=48)).order_by(Message.id)))
+        answered = []
+        for message in stale:
+            async with self.db.session() as session:
+                conv = await session.get(Conversation, message.conversation_id)
+            log.warning("message %s was left unanswered (its server stopped?); answering it now",
+                        message.id)
+            outcome = await self._process(conv, message.id, _inbound_of(message, conv))
+            if not outcome.duplicate:
+                answered.append((conv, outcome))
+        return answered
 
     async def _check_rate(self, conversation_id: int, now: datetime) -> None:
         async with self.db.session() as session:
@@ -208,19 +242,33 @@ class Gateway:
                 Message.channel == inbound.channel, Message.account == inbound.account,
                 Message.external_id == inbound.external_id))
 
-    async def _replay(self, inbound: Inbound, wait: float = 10.0) -> Outcome:
-        """A retry of a message we already have: wait for its replies, send the same ones."""
-        deadline = asyncio.get_running_loop().time() + wait
+    async def _replay(self, inbound: Inbound) -> Outcome:
+        """A retry of a message we already have: wait for its replies, send the same ones. If
+        no one is answering it any more (its server died), this retry answers it."""
         while True:
             first = await self._stored(inbound)
-            async with self.db.session() as session:
-                conv = await session.get(Conversation, first.conversation_id)
-                if first.status != RECEIVED or asyncio.get_running_loop().time() > deadline:
-                    rows = await session.scalars(select(Message).where(
-                        Message.in_reply_to_id == first.id).order_by(Message.id))
-                    status = "with_staff" if conv.state == STAFF else "bot"
-                    return Outcome([Reply.from_row(r) for r in rows], status, duplicate=True)
+            if first.status != RECEIVED:
+                return await self._answered_elsewhere(first.id)
+            if utcnow() - first.created_at > self.stale_after:
+                async with self.db.session() as session:
+                    conv = await session.get(Conversation, first.conversation_id)
+                log.warning("message %s was left unanswered (its server stopped?); the retry "
+                            "answers it", first.id)
+                # Timed from this retry: WeChat waits on it, and a reply stored within its
+                # budget went out passively (delivery.enqueue_orphans reads the latency so).
+                return await self._process(conv, first.id,
+                                           _inbound_of(first, conv, inbound.received_at))
             await asyncio.sleep(0.1)
+
+    async def _answered_elsewhere(self, message_id: int) -> Outcome:
+        """The replies another handler stored for the message (a retry's view of it)."""
+        async with self.db.session() as session:
+            first = await session.get(Message, message_id)
+            conv = await session.get(Conversation, first.conversation_id)
+            rows = await session.scalars(select(Message).where(
+                Message.in_reply_to_id == message_id).order_by(Message.id))
+            status = "with_staff" if conv.state == STAFF else "bot"
+            return Outcome([Reply.from_row(r) for r in rows], status, duplicate=True)
 
     async def _rewrite_choice(self, conversation_id: int, text: str) -> str:
         """After a clarification, "2" means the second candidate: tell Rasa which entry.
@@ -252,18 +300,25 @@ class Gateway:
             events.record(session, events.BOT_UNAVAILABLE, conversation_id=conv.id,
                           channel=inbound.channel, reason=reason[:200])
         reply = Reply(APOLOGY, kind="handoff", source_ref="system:bot_unavailable")
-        await self._settle(message_id, QUEUED, [reply], inbound, conv, source="system")
+        if await self._settle(message_id, QUEUED, [reply], inbound, conv, source="system") is None:
+            return await self._answered_elsewhere(message_id)
         return Outcome([reply], "with_staff")
 
     async def _settle(self, message_id: int, status: str, replies: list[Reply], inbound: Inbound,
-                      conv: Conversation, source: str = "bot", bot_back: bool = False) -> str:
+                      conv: Conversation, source: str = "bot", bot_back: bool = False) -> str | None:
         """Persist the replies and the inbound message's final status in one transaction.
 
-        Returns the conversation's state afterwards (an action may have handed it off).
+        Returns the conversation's state afterwards (an action may have handed it off), or None
+        when another handler settled the message first (a retry took over a stale message):
+        then nothing is written, so no message is answered twice.
         """
         now = utcnow()
         latency_ms = int((now - inbound.received_at).total_seconds() * 1000)
         async with self.db.session() as session, session.begin():
+            settled = await session.execute(update(Message).where(
+                Message.id == message_id, Message.status == RECEIVED).values(status=status))
+            if settled.rowcount != 1:
+                return None
             rows = []
             for reply in replies:
                 meta = {k: v for k, v in asdict(reply).items()
@@ -277,8 +332,6 @@ class Gateway:
             await session.flush()
             for reply, row in zip(replies, rows):
                 reply.id = row.id      # channels hand it out so the citizen can rate the reply
-            await session.execute(update(Message).where(Message.id == message_id)
-                                  .values(status=status))
             current = await session.get(Conversation, conv.id, populate_existing=True)
             if bot_back and current.state == STAFF and current.handoff_reason == api.BOT_UNAVAILABLE:
                 # Rasa is serving again and no person took the conversation: the bot resumes.
@@ -289,3 +342,12 @@ class Gateway:
                               conversation_id=conv.id, channel=inbound.channel)
             metrics.replied(inbound.channel, source, len(replies), latency_ms / 1000)
             return current.state
+
+
+def _inbound_of(message: Message, conv: Conversation,
+                received_at: datetime | None = None) -> Inbound:
+    """A stored citizen message as the channel handed it in (to answer it again)."""
+    return Inbound(channel=message.channel, account=message.account, sender=conv.sender,
+                   text=message.text, external_id=message.external_id,
+                   received_at=received_at or message.created_at,
+                   media=(message.meta or {}).get("media"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -17,6 +18,7 @@ from admin.report_pages import report_warmer
 from casework.jobs import job_context as case_jobs
 from casework.routes import router_context, setup_routes as casework_routes
 from channels.webchat import setup_routes as webchat_routes
+from channels.wechat.delivery import enqueue_orphans as wechat_orphans
 from channels.wechat.delivery import worker_context as wechat_delivery
 from channels.wechat.media import fetcher_context as wechat_media
 from channels.wechat.routes import setup_routes as wechat_routes
@@ -30,6 +32,7 @@ from server.db import Database
 from server.errors import error_middleware, security_headers
 from server.logs import request_id
 from server.monitoring import setup_routes as metrics_routes
+from server.outbox import build_outbox
 from server.routes import setup_routes as server_routes
 from server.supervisor import RasaSupervisor
 
@@ -63,6 +66,35 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
     await app[RASA].close()
 
 
+RECOVERY_INTERVAL = 10.0     # seconds between looks for messages a dead server left unanswered
+
+
+async def _recovery(app: web.Application) -> AsyncIterator[None]:
+    """Answer messages stored by a server that died before answering them (a WeChat message it
+    had already said `success` to is never re-sent) and deliver the replies on their channel;
+    queue late WeChat replies such a server stored but did not queue. Both scan recent
+    messages without an index of their own: every RECOVERY_INTERVAL, not per request."""
+    outbox = build_outbox(app[DB])
+
+    async def loop() -> None:
+        while True:
+            try:
+                for conv, outcome in await app[GATEWAY].recover():
+                    ids = [reply.id for reply in outcome.replies if reply.id is not None]
+                    if ids and (queue := outbox.queues.get(conv.channel)) is not None:
+                        await queue(app[DB], conv, ids)
+                await wechat_orphans(app[DB], app[CONFIG].wechat_reply_budget)
+            except Exception:       # the database may be away; the messages wait
+                log.exception("could not answer the messages left unanswered")
+            await asyncio.sleep(RECOVERY_INTERVAL)
+
+    task = asyncio.create_task(loop(), name="message-recovery")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def action_url(config: Config) -> str:
     """Where a Rasa on this machine reaches our action endpoint."""
     v4 = any(":" not in h for h in config.hosts)
@@ -88,7 +120,7 @@ def create_app(config: Config) -> web.Application:
     # The WeChat delivery worker outlives wechat_routes' wait for late answers at shutdown.
     # The router after the Q&A base, whose embedder it shares, and before the bot's actions.
     app.cleanup_ctx.extend([_database, _knowledge_base, router_context, _bot, wechat_delivery,
-                            wechat_media, case_jobs])
+                            wechat_media, case_jobs, _recovery])
     if config.rasa_manage:
         app.cleanup_ctx.append(_rasa_process)
     # The report page's default view, recomputed in the background (casework/report_cache.py).

@@ -41,6 +41,7 @@ CHANNEL = "wechat"
 WINDOW = timedelta(hours=48)     # customer-service messages only this long after the citizen wrote
 LEASE = timedelta(minutes=3)     # a claim lapses after this (its worker died): another may send
 BATCH = 10
+ORPHAN_AFTER = timedelta(seconds=10)
 # WeChat's answers that no retry will change.
 FINAL = {WINDOW_CLOSED: "window closed", QUOTA_EXCEEDED: "quota exceeded",
          40003: "invalid openid"}
@@ -58,6 +59,35 @@ async def enqueue(db: Database, message_ids: Iterable[int], *, account: str, to_
         except IntegrityError:      # queued before (a retry of the same WeChat message)
             pass
     return queued
+
+
+async def enqueue_orphans(db: Database, budget: float, now: datetime | None = None) -> int:
+    """Queue replies that missed the passive budget but were never queued: the server that
+    stored them died before `routes._queue_late` ran (tests/faults). A reply stored more than
+    `budget` after its message cannot have gone out passively. Returns how many were queued."""
+    now = now or utcnow()
+    replies = await _orphans(db, budget, now)
+    queued = 0
+    for message_id, account, openid in replies:
+        queued += await enqueue(db, [message_id], account=account, to_user=openid)
+    if queued:
+        log.warning("wechat: queued %d late replies a stopped server left unsent", queued)
+    return queued
+
+
+async def _orphans(db: Database, budget: float, now: datetime) -> list[tuple[int, str, str]]:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Message.id, Message.account, Conversation.sender)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .outerjoin(Delivery, Delivery.message_id == Message.id)
+            .where(Message.channel == CHANNEL, Message.direction == "out",
+                   Message.in_reply_to_id.is_not(None), Message.latency_ms > budget * 1000,
+                   # Older than a live server takes to queue it; young enough to still matter.
+                   Message.created_at < now - ORPHAN_AFTER, Message.created_at > now - WINDOW,
+                   Delivery.id.is_(None))
+            .order_by(Message.id))
+        return [tuple(row) for row in rows]
 
 
 def _due(now: datetime):
