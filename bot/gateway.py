@@ -129,7 +129,8 @@ class Gateway:
         self.rasa = rasa
         self.max_chars = max_chars
         self.rate_limit = rate_limit
-        self.stale_after = timedelta(seconds=rasa.timeout + STALE_MARGIN)
+        # Rasa's timeout bounds how long a live handler takes (a fake Rasa in tests has none).
+        self.stale_after = timedelta(seconds=getattr(rasa, "timeout", 8.0) + STALE_MARGIN)
 
     def check_text(self, text: str) -> str:
         # U+0000 cannot be stored in PostgreSQL text (asyncpg refuses it: a 503) and means
