@@ -9,9 +9,7 @@ Builds on the search's public decision; it adds no scoring of its own.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import jieba
@@ -53,21 +51,6 @@ def consult(index, query: str, previous: PublishedQA | str | None = None,
         if in_context.kind != NO_ANSWER:
             hits, decision = context_hits, in_context
     return _notice_first(index, hits, decision, now)
-
-
-# The bot's actions run on the server's event loop, which also answers WeChat within its
-# 5 seconds. A search (jieba, the query's embedding) takes tens of milliseconds of CPU, more on
-# a busy machine, and on the loop it held every other request back meanwhile: under load
-# `success` went out after WeChat's window (bench/load.py, docs/performance.md). One thread:
-# searches still run one at a time, as they did on the loop.
-_SEARCHES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-search")
-
-
-async def consult_off_loop(index, query: str, previous: PublishedQA | str | None = None,
-                           now: datetime | None = None) -> Decision:
-    """`consult` in the search thread, leaving the event loop free."""
-    return await asyncio.get_running_loop().run_in_executor(
-        _SEARCHES, consult, index, query, previous, now)
 
 
 def is_follow_up(query: str) -> bool:

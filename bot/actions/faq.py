@@ -6,7 +6,7 @@ from rasa_sdk.events import SlotSet
 
 from bot.actions import ServiceAction, conversation_id, utter
 from knowledge_base import curation
-from knowledge_base.consult import consult_off_loop
+from knowledge_base.consult import consult
 from knowledge_base.search import ANSWER, CLARIFY, Decision, PublishedQA, is_foreign
 
 NO_ANSWER_TEXT = ("抱歉，问答库里暂时没有找到与您的问题相符的答案。您可以换个说法再问一次，"
@@ -59,8 +59,7 @@ class ActionAnswerQuestion(ServiceAction):
 
         query = tracker.latest_message.get("text") or ""
         previous = last_answered(tracker)
-        decision = await consult_off_loop(kb.index, query,
-                                          previous=kb.get(previous) if previous else None)
+        decision = consult(kb.index, query, previous=kb.get(previous) if previous else None)
         await self._log(tracker, query=query, decision=decision)
         if decision.kind == ANSWER:
             qa = decision.best.qa
