@@ -31,7 +31,6 @@ import csv
 import random
 import re
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,7 +122,7 @@ class Generator:
         self.ready: list[Citizen] = []
         self.sent: list[Sent] = []
 
-    async def run(self, rate: float, duration: float) -> tuple[list[Sent], float]:
+    async def run(self, rate: float, duration: float) -> list[Sent]:
         """Send for `duration` seconds, then wait for every message to settle."""
         self.sent, self.ready = [], []
         timeout = aiohttp.ClientTimeout(total=TRY_TIMEOUT)
@@ -141,7 +140,7 @@ class Generator:
                 citizen = self.ready.pop(0) if self.ready else self.texts.citizen()
                 tasks.append(asyncio.ensure_future(self._say(wx, citizen, start)))
             await asyncio.gather(*tasks)
-        return self.sent, start
+        return self.sent
 
     async def _say(self, wx: WeChat, citizen: Citizen, t0: float) -> None:
         loop = asyncio.get_running_loop()
@@ -233,7 +232,7 @@ async def measure(url: str, fake: fake_wechat_api.FakeWechatApi, database_url: s
                   rate: float, duration: float, seed: int = 8) -> Row:
     """One run at `rate`, then the audit (the core the smoke test runs too)."""
     generator = Generator(url, fake, Texts(random.Random(seed)), random.Random(seed + 1))
-    sent, _ = await generator.run(rate, duration)
+    sent = await generator.run(rate, duration)
     elapsed = max(duration, max((s.started + (s.latency or 0) for s in sent), default=0))
     await asyncio.sleep(1)          # let the last stored replies' deliveries settle
     answers = {s.msg_id: (s.openid, s.answer) for s in sent}
