@@ -60,8 +60,9 @@ async def test_a_units_reply_appears_on_the_open_page_and_not_again_after_a_relo
             await update.wait_for(timeout=8000)            # the page polls every 5 s
             assert await update.locator(".msg-label-text").inner_text() == "单位答复"
             assert await update.locator(".case-no").inner_text() == CASE_NO
-            await page.wait_for_function(
-                "document.getElementById('sr-status').textContent.indexOf('单位答复') >= 0")
+            # A locator, not wait_for_function: its polling evaluates a string, which the page's
+            # CSP (no 'unsafe-eval') refuses when the first check does not already pass.
+            await page.locator("#sr-status", has_text="单位答复").wait_for(state="attached")
             assert await page.locator(".msg-update").count() == 1
 
             # A reload asks for what came after the last message seen: nothing.
