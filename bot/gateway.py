@@ -124,11 +124,21 @@ class Outcome:
 
 
 class Gateway:
-    def __init__(self, db: Database, rasa: RasaClient, *, max_chars: int, rate_limit: int) -> None:
+    def __init__(self, db: Database, rasa: RasaClient, *, max_chars: int, rate_limit: int,
+                 max_in_flight: int = 8) -> None:
         self.db = db
         self.rasa = rasa
         self.max_chars = max_chars
         self.rate_limit = rate_limit
+        # Admission control (GOVCHAT_MAX_IN_FLIGHT): at most this many messages are with Rasa
+        # at once. Beyond it a message, already stored, waits its turn in memory instead of
+        # piling requests on Rasa and the database pool, which under a burst ran the pool dry
+        # and left messages unanswered (docs/performance.md); WeChat gets `success` at its
+        # budget and the reply later.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        # Messages this process is answering or holding for a slot: their retries wait on the
+        # event instead of polling the database, and no retry or sweep takes them over.
+        self._working: dict[int, asyncio.Event] = {}
         # Rasa's timeout bounds how long a live handler takes (a fake Rasa in tests has none).
         self.stale_after = timedelta(seconds=getattr(rasa, "timeout", 8.0) + STALE_MARGIN)
 
@@ -159,7 +169,17 @@ class Gateway:
             return await self._replay(inbound)
         metrics.received(inbound.channel)
         await harmful.flag_message(self.db, message_id, conv.id, inbound.text)   # art. 24
-        return await self._process(conv, message_id, inbound)
+        return await self._work(conv, message_id, inbound)
+
+    async def _work(self, conv: Conversation, message_id: int, inbound: Inbound) -> Outcome:
+        """`_process` within the in-flight bound, known to this process while it waits."""
+        done = self._working.setdefault(message_id, asyncio.Event())
+        try:
+            async with self._slots:
+                return await self._process(conv, message_id, inbound)
+        finally:
+            done.set()
+            self._working.pop(message_id, None)
 
     async def _process(self, conv: Conversation, message_id: int, inbound: Inbound) -> Outcome:
         """Answer the stored message `message_id` (still `received`) and settle it."""
@@ -197,11 +217,13 @@ class Gateway:
                 Message.created_at > now - timedelta(hours=48)).order_by(Message.id)))
         answered = []
         for message in stale:
+            if message.id in self._working:         # waiting for a slot here: not abandoned
+                continue
             async with self.db.session() as session:
                 conv = await session.get(Conversation, message.conversation_id)
             log.warning("message %s was left unanswered (its server stopped?); answering it now",
                         message.id)
-            outcome = await self._process(conv, message.id, _inbound_of(message, conv))
+            outcome = await self._work(conv, message.id, _inbound_of(message, conv))
             if not outcome.duplicate:
                 answered.append((conv, outcome))
         return answered
@@ -250,6 +272,9 @@ class Gateway:
             first = await self._stored(inbound)
             if first.status != RECEIVED:
                 return await self._answered_elsewhere(first.id)
+            if (working := self._working.get(first.id)) is not None:
+                await working.wait()                # answered here: no polling, no takeover
+                continue
             if utcnow() - first.created_at > self.stale_after:
                 async with self.db.session() as session:
                     conv = await session.get(Conversation, first.conversation_id)
@@ -257,9 +282,9 @@ class Gateway:
                             "answers it", first.id)
                 # Timed from this retry: WeChat waits on it, and a reply stored within its
                 # budget went out passively (delivery.enqueue_orphans reads the latency so).
-                return await self._process(conv, first.id,
-                                           _inbound_of(first, conv, inbound.received_at))
-            await asyncio.sleep(0.1)
+                return await self._work(conv, first.id,
+                                        _inbound_of(first, conv, inbound.received_at))
+            await asyncio.sleep(0.25)               # another instance is answering it
 
     async def _answered_elsewhere(self, message_id: int) -> Outcome:
         """The replies another handler stored for the message (a retry's view of it)."""

@@ -61,7 +61,8 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
     app[EXECUTOR] = make_executor(Services(db=app[DB], kb=app[KB], router=app[ROUTER],
                                            deadline_days=config.case_deadline_days))
     app[GATEWAY] = Gateway(app[DB], app[RASA], max_chars=config.max_message_chars,
-                           rate_limit=config.rate_limit_per_minute)
+                           rate_limit=config.rate_limit_per_minute,
+                           max_in_flight=config.max_in_flight)
     yield
     await app[RASA].close()
 

@@ -49,6 +49,8 @@ class Config:
     # Citizen input limits.
     max_message_chars: int = 500
     rate_limit_per_minute: int = 20
+    # Messages with Rasa at once per server; more wait their turn (bot/gateway.py).
+    max_in_flight: int = 8
     log_level: str = "INFO"
     log_format: str = "text"          # text | json (one object per line, server/logs.py)
     # /metrics answers loopback, and anyone presenting this bearer token (server/metrics.py).
@@ -123,6 +125,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         **({"action_token": env["GOVCHAT_ACTION_TOKEN"]} if env.get("GOVCHAT_ACTION_TOKEN") else {}),
         max_message_chars=_number(env, "GOVCHAT_MAX_MESSAGE_CHARS", 500, minimum=1),
         rate_limit_per_minute=_number(env, "GOVCHAT_RATE_LIMIT", 20, minimum=1),
+        max_in_flight=_number(env, "GOVCHAT_MAX_IN_FLIGHT", 8, minimum=1),
         log_level=(env.get("GOVCHAT_LOG_LEVEL") or "INFO").upper(),
         log_format=_log_format(env.get("GOVCHAT_LOG_FORMAT") or "text"),
         metrics_token=env.get("GOVCHAT_METRICS_TOKEN", ""),

@@ -82,3 +82,40 @@ async def test_a_late_reply_stored_but_never_queued_is_queued(db):
     assert queued.to_user == "oOrphan1"
     found = await audit(db, deliveries_settled=False)
     assert found.answered == 2
+
+
+async def test_a_burst_waits_its_turn_for_rasa_and_retries_wait_without_taking_over(db):
+    """Admission control: at most max_in_flight messages with Rasa at once; the rest wait in
+    memory (stored already), and a retry of a waiting message neither polls it into a second
+    Rasa call nor takes it over as abandoned, however long it waits."""
+    async with echo_rasa(fast=0.3) as (rasa, url):
+        client = RasaClient(url, timeout=5.0)
+        await client.start()
+        gw = Gateway(db, client, max_chars=500, rate_limit=20, max_in_flight=2)
+        gw.stale_after = timedelta(0)               # anything waiting would look abandoned
+        busy = peak = 0
+        send = client.send
+
+        async def counted(*args, **kwargs):
+            nonlocal busy, peak
+            busy += 1
+            peak = max(peak, busy)
+            try:
+                return await send(*args, **kwargs)
+            finally:
+                busy -= 1
+
+        client.send = counted
+        burst = [Inbound(channel="wechat", account="default", sender=f"o-burst-{i}",
+                         text=f"问题{i}", external_id=f"78000000000000000{i:02d}") for i in range(8)]
+        retry = Inbound(channel="wechat", account="default", sender="o-burst-7", text="问题7",
+                        external_id="7800000000000000007")
+        first = [asyncio.create_task(gw.handle(m)) for m in burst]
+        await asyncio.sleep(0.1)                    # all stored, most waiting for a slot
+        outcomes = await asyncio.gather(*first, gw.handle(retry))
+        assert peak == 2
+        assert [o.replies[0].text for o in outcomes[:8]] == [answer_to(f"问题{i}") for i in range(8)]
+        assert outcomes[8].duplicate and outcomes[8].replies[0].text == answer_to("问题7")
+        assert rasa.calls["问题7"] == 1 and sum(rasa.calls.values()) == 8
+        assert await gw.recover() == []
+        await client.close()
