@@ -168,13 +168,16 @@ class Gateway:
         if message_id is None:
             return await self._replay(inbound)
         metrics.received(inbound.channel)
-        await harmful.flag_message(self.db, message_id, conv.id, inbound.text)   # art. 24
-        return await self._work(conv, message_id, inbound)
+        return await self._work(conv, message_id, inbound, new=True)
 
-    async def _work(self, conv: Conversation, message_id: int, inbound: Inbound) -> Outcome:
-        """`_process` within the in-flight bound, known to this process while it waits."""
+    async def _work(self, conv: Conversation, message_id: int, inbound: Inbound, *,
+                    new: bool = False) -> Outcome:
+        """`_process` within the in-flight bound, known to this process from the moment it was
+        stored (`new`) until it is settled."""
         done = self._working.setdefault(message_id, asyncio.Event())
         try:
+            if new:
+                await harmful.flag_message(self.db, message_id, conv.id, inbound.text)  # art. 24
             async with self._slots:
                 return await self._process(conv, message_id, inbound)
         finally:

@@ -111,7 +111,11 @@ async def test_a_burst_waits_its_turn_for_rasa_and_retries_wait_without_taking_o
         retry = Inbound(channel="wechat", account="default", sender="o-burst-7", text="问题7",
                         external_id="7800000000000000007")
         first = [asyncio.create_task(gw.handle(m)) for m in burst]
-        await asyncio.sleep(0.1)                    # all stored, most waiting for a slot
+        for _ in range(1000):                       # the last one stored, and held by the gateway
+            stored = await gw._stored(retry)
+            if stored is not None and stored.id in gw._working:
+                break
+            await asyncio.sleep(0.01)
         outcomes = await asyncio.gather(*first, gw.handle(retry))
         assert peak == 2
         assert [o.replies[0].text for o in outcomes[:8]] == [answer_to(f"问题{i}") for i in range(8)]

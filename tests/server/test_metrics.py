@@ -3,18 +3,20 @@ database, the exposition as Prometheus' own parser reads it, and who may read it
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 import re
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import api as bot_api
 from bot import handoff
 from bot.models import Conversation
 from casework.models import Case, CaseAttachment
+from channels.wechat.models import Delivery
 from server import metrics
 from server.app import create_app
 from server.config import Config
@@ -138,6 +140,10 @@ async def test_queue_depths_are_read_from_the_database(app, db):
     assert value(samples, "govchat_handoff_waiting", claimed="yes") == 1
 
     await queue_reply(db)                       # a customer-service message waiting
+    async with db.session() as session, session.begin():
+        # Due in an hour: the app's own delivery worker must not take it before the scrape.
+        await session.execute(update(Delivery).values(status="pending",
+                                                      next_attempt_at=utcnow() + timedelta(hours=1)))
     async with db.session() as session, session.begin():
         case = Case(number="ZJ20261127-0001", day=utcnow().date(), seq=1, case_type="complaint",
                     description="路灯坏了", conversation_id=conv_id)
