@@ -83,9 +83,10 @@
 
   if (!window.EventSource) return poll();
   var source = new EventSource(region.getAttribute("data-live"), { withCredentials: true });
-  var opened = 0;
+  // Every `ready` — the first one too — fetches the list once: what changed between drawing the
+  // page (or losing the stream) and the stream taking its first look would otherwise be missed.
   source.addEventListener("ready", function () {
-    if (opened++ > 0) refresh().catch(function () {});   // reconnected: changes may have been missed
+    refresh().catch(function () {});
   });
   source.addEventListener("changed", function () {
     refresh().catch(function () {});

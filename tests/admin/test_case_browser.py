@@ -83,14 +83,14 @@ async def test_the_dispatch_desk_shows_a_new_case_live_and_never_wipes_a_form_be
             page = await signed_in_page(browser, site, "/admin/dispatch", "fen", problems)
 
             second = await a_case(db, "DISPATCH", status="submitted", seq=2)
-            await page.locator(f'#queue-submitted tr[data-number="{second.number}"]').wait_for(timeout=4000)
+            await page.locator(f'#queue-submitted tr[data-number="{second.number}"]').wait_for(timeout=10000)
             assert (await page.locator("#live-note").inner_text()).startswith("已更新 ")
 
             # A reason half typed stays; the page offers a reload instead.
             reason = page.locator(f'tr[data-number="{first.number}"] input[name=reason]')
             await reason.fill("属住建局")
             third = await a_case(db, "DISPATCH", status="submitted", seq=3)
-            await page.locator("#live-note", has_text="列表有更新").wait_for(timeout=4000)
+            await page.locator("#live-note", has_text="列表有更新").wait_for(timeout=10000)
             assert await reason.input_value() == "属住建局"
             assert await page.locator(f'tr[data-number="{third.number}"]').count() == 0
             assert await page.evaluate("window.stillTheSamePage") is True

