@@ -82,6 +82,7 @@ class Reply:
     qa_id: str | None = None
     source_ref: str | None = None
     id: int | None = None               # the stored message's id, once settled (for feedback)
+    latency_ms: int | None = None       # stored: how long after its message it was settled
 
     def public(self) -> dict:
         """The reply as channels show it (no internal references)."""
@@ -113,7 +114,7 @@ class Reply:
         meta = row.meta or {}
         return cls(text=row.text, kind=row.kind or "info", options=meta.get("options"),
                    case_no=meta.get("case_no"), qa_id=meta.get("qa_id"), source_ref=row.source_ref,
-                   id=row.id)
+                   id=row.id, latency_ms=row.latency_ms)
 
 
 @dataclass

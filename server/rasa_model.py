@@ -32,6 +32,11 @@ def rasa_executable(config: Config) -> Path:
     return config.rasa_venv / "bin" / "rasa"
 
 
+def rasa_serve_command(config: Config) -> list[str]:
+    """`rasa` as served: through server/rasa_launch.py, which trims Rasa's per-message cost."""
+    return [str(config.rasa_venv / "bin" / "python"), str(Path(__file__).with_name("rasa_launch.py"))]
+
+
 def rasa_env() -> dict[str, str]:
     """Rasa's environment: no telemetry calls home, quiet TensorFlow."""
     env = dict(os.environ)

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from server.config import Config
-from server.rasa_model import ModelMissing, model_path, rasa_env, rasa_executable
+from server.rasa_model import ModelMissing, model_path, rasa_env, rasa_executable, rasa_serve_command
 
 log = logging.getLogger(__name__)
 STOP_GRACE = 5.0          # seconds between SIGTERM and SIGKILL
@@ -72,7 +72,7 @@ class RasaSupervisor:
         out = open(self.log_path, "ab")
         try:
             return await asyncio.create_subprocess_exec(
-                str(rasa_executable(self.config)), "run", "--model", str(model),
+                *rasa_serve_command(self.config), "run", "--model", str(model),
                 "--endpoints", str(endpoints), "--credentials", str(credentials),
                 "--interface", "127.0.0.1", "--port", str(self.config.rasa_port),
                 cwd=self.work, env=rasa_env(), stdin=asyncio.subprocess.DEVNULL,

@@ -192,7 +192,18 @@ async def _answer(app: web.Application, account: Account, msg: WechatMessage,
                  account.name, inbound.external_id)
         _track(app, asyncio.ensure_future(_queue_late(app, account, msg.from_user, task)))
         return None
+    if outcome.duplicate and _missed_the_budget(app, outcome):
+        # A retry of a message whose first try answered `success` (WeChat gave up on it before
+        # it arrived): those replies go by customer-service message, queued once. Repeating them
+        # here as well would show the citizen the same answer twice.
+        await _queue(app, account, msg.from_user, [r.id for r in outcome.replies])
+        return None
     return "\n\n".join(reply.text for reply in outcome.replies) or None
+
+
+def _missed_the_budget(app: web.Application, outcome: Outcome) -> bool:
+    budget_ms = app[CONFIG].wechat_reply_budget * 1000
+    return any(r.latency_ms is not None and r.latency_ms > budget_ms for r in outcome.replies)
 
 
 def _track(app: web.Application, task: asyncio.Future) -> asyncio.Future:
@@ -227,15 +238,21 @@ async def _queue_late(app: web.Application, account: Account, openid: str,
     if outcome.duplicate:
         # A retry: the first delivery of this MsgId answered passively or queued the replies.
         return
-    ids = [reply.id for reply in outcome.replies if reply.id is not None]
-    if len(ids) < len(outcome.replies):     # a refusal (too fast) is not stored: nothing to send
+    await _queue(app, account, openid, [reply.id for reply in outcome.replies])
+
+
+async def _queue(app: web.Application, account: Account, openid: str,
+                 ids: list[int | None]) -> None:
+    """Queue stored replies for the customer-service API (once: enqueue ignores repeats)."""
+    stored = [i for i in ids if i is not None]
+    if len(stored) < len(ids):     # a refusal (too fast) is not stored: nothing to send
         log.warning("wechat: %s/%s late reply was not stored; not delivered", account.name, openid)
     try:
-        if ids and await delivery.enqueue(app[DB], ids, account=account.name, to_user=openid):
+        if stored and await delivery.enqueue(app[DB], stored, account=account.name, to_user=openid):
             if (worker := app.get(delivery.WORKER)) is not None:
                 worker.wake()
     except Exception:
-        log.exception("wechat: could not queue the late replies %s", ids)
+        log.exception("wechat: could not queue the late replies %s", stored)
         raise
 
 

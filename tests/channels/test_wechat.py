@@ -19,6 +19,7 @@ from bot.models import Conversation, Message
 from casework.models import Event
 from channels.wechat import accounts
 from channels.wechat.inbound import ASK_TO_TYPE
+from channels.wechat.models import Delivery
 from server.app import create_app
 from server.config import Config
 from server.cli import main
@@ -356,9 +357,25 @@ async def test_a_bot_slower_than_the_budget_gets_success_and_the_reply_is_stored
                 break
             await asyncio.sleep(0.1)
         assert (await stored(db))[1][3:] == ("out", "携带身份证到派出所申请。")
-        # A later delivery of the same MsgId gets the stored answer; Rasa is not asked again.
+        # WeChat's retry of the same MsgId: Rasa is not asked again, and the answer is not given
+        # passively as well — it goes once, by customer-service message (WeChat had given up
+        # on the first try, which answered `success`).
         again = await WeChat(http, "/wechat", TOKEN, APP_ID).send(text_msg("居住证怎么办理"))
-        assert again == "携带身份证到派出所申请。" and rasa.calls == ["居住证怎么办理"]
+        assert again == "success" and rasa.calls == ["居住证怎么办理"]
+        async with db.session() as session:
+            queued = (await session.scalars(select(Delivery.message_id))).all()
+            reply = await session.scalar(select(Message.id).where(Message.direction == "out"))
+        assert queued == [reply]
+
+
+async def test_a_retry_of_a_message_answered_within_the_budget_gets_the_answer_again(db, tmp_path):
+    """The first answer went out passively but never reached WeChat: the retry repeats it."""
+    async with serve(db, tmp_path) as (http, rasa):
+        first = await WeChat(http, "/wechat", TOKEN, APP_ID).send(text_msg("居住证怎么办理"))
+        again = await WeChat(http, "/wechat", TOKEN, APP_ID).send(text_msg("居住证怎么办理"))
+        assert first == again == "携带身份证到派出所申请。" and rasa.calls == ["居住证怎么办理"]
+        async with db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(Delivery)) == 0
 
 
 # --- accounts on the command line -------------------------------------------------------------

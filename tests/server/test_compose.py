@@ -1,5 +1,6 @@
 """The production compose file (no Docker engine here: checked, not run)."""
 import re
+from pathlib import Path
 
 import yaml
 
@@ -45,6 +46,18 @@ def test_every_setting_given_to_govchat_is_one_the_server_reads():
     assert {"DATABASE_URL", "GOVCHAT_PORT", "RASA_URL"} <= names      # the scan itself works
     given = set(compose()["services"]["govchat"]["environment"])
     assert given - names == set(), f"not read by server/config.py: {sorted(given - names)}"
+
+
+def test_rasa_in_compose_runs_through_the_launcher_govchat_run_uses():
+    from server.config import load_config
+    from server.rasa_model import rasa_serve_command
+
+    rasa = compose()["services"]["rasa"]
+    launcher = Path(rasa_serve_command(load_config())[-1])
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in rasa["volumes"]}
+    assert rasa["entrypoint"][0] == "python"
+    assert (ROOT / mounted[rasa["entrypoint"][1]]).resolve() == launcher.resolve()
+    assert rasa["command"][0] == "run"
 
 
 def test_ports_agree_between_compose_dockerfile_and_settings():
