@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, UTCDateTime, utcnow
@@ -38,6 +39,7 @@ class Conversation(Base):
 RECEIVED = "received"
 ANSWERED = "answered"
 QUEUED = "queued_for_staff"
+UNSETTLED = sql_text(f"status = '{RECEIVED}'")
 
 
 class Message(Base):
@@ -46,6 +48,11 @@ class Message(Base):
         # A channel's own message id (WeChat MsgId, the web chat's message_id) arrives once.
         UniqueConstraint("channel", "account", "external_id"),
         Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        # The recovery sweep (every 10 s) looks for messages left `received`: a handful at most,
+        # found without reading the whole table. The late-reply sweep reads the last 48 hours.
+        Index("ix_messages_unsettled", "created_at",
+              sqlite_where=UNSETTLED, postgresql_where=UNSETTLED),
+        Index("ix_messages_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

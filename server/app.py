@@ -73,8 +73,8 @@ RECOVERY_INTERVAL = 10.0     # seconds between looks for messages a dead server 
 async def _recovery(app: web.Application) -> AsyncIterator[None]:
     """Answer messages stored by a server that died before answering them (a WeChat message it
     had already said `success` to is never re-sent) and deliver the replies on their channel;
-    queue late WeChat replies such a server stored but did not queue. Both scan recent
-    messages without an index of their own: every RECOVERY_INTERVAL, not per request."""
+    queue late WeChat replies such a server stored but did not queue. Both read recent messages
+    through indexes of their own (bot/models.py), every RECOVERY_INTERVAL."""
     outbox = build_outbox(app[DB])
 
     async def loop() -> None:

@@ -1,32 +1,19 @@
 """The consoles in a real browser: sign in, the role's nav, and deactivation felt on the next click."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from aiohttp.test_utils import TestServer
 
+from tests.admin.browser import needs_chromium, new_page, serving, sign_in
 from tests.admin.conftest import PASSWORD, add_user, console_app
-from tests.conftest import free_port
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 async def site(db):
-    async with TestServer(console_app(db), host="127.0.0.1", port=free_port()) as server:
-        yield str(server.make_url("/")).rstrip("/")
-
-
-async def sign_in(page, site: str, username: str) -> None:
-    await page.goto(site + "/admin/")
-    assert "/admin/login" in page.url
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(site + "/admin/")
+    async with serving(console_app(db)) as url:
+        yield url
 
 
 async def test_a_deactivated_account_is_signed_out_on_its_next_click(site, db):
@@ -38,19 +25,16 @@ async def test_a_deactivated_account_is_signed_out_on_its_next_click(site, db):
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            admin = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-            staff = await (await browser.new_context(viewport={"width": 820, "height": 1180})).new_page()
-            for page in (admin, staff):
-                page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: problems.append(str(e)))
+            admin = await new_page(browser, problems)
+            staff = await new_page(browser, problems, {"width": 820, "height": 1180})
 
-            await sign_in(admin, site, "boss")
+            await sign_in(admin, site, "/admin/", "boss")
             assert await admin.locator(".user-name").inner_text() == "王主任"
             assert await admin.locator(".user-role").inner_text() == "管理员"
             assert await admin.locator('.nav a[data-route="admin-users"]').count() == 1
             assert await admin.locator('.nav [data-route="audit-log"]').count() == 1   # link or 即将上线
 
-            await sign_in(staff, site, "li.na")
+            await sign_in(staff, site, "/admin/", "li.na")
             assert await staff.locator(".user-role").inner_text() == "客服"
             assert await staff.locator('.nav [data-route="admin-users"]').count() == 0
             assert await staff.locator('.nav [data-route="dispatch-desk"]').count() == 0

@@ -1,27 +1,22 @@
 """The unit desk in a real browser: a handler works a case, and a citizen's script stays text."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from aiohttp.test_utils import TestServer
 
-from tests.admin.conftest import PASSWORD, UNIT, add_user, console_app
+from tests.admin.browser import needs_chromium, new_page, serving, sign_in, signed_in_page
+from tests.admin.conftest import UNIT, add_user, console_app
 from tests.admin.test_case_pages import a_case, case_named
-from tests.admin.test_inbox_browser import signed_in_page
-from tests.conftest import free_port
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 PAYLOAD = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 @pytest.fixture
 async def site(db):
-    async with TestServer(console_app(db), host="127.0.0.1", port=free_port()) as server:
-        yield str(server.make_url("/")).rstrip("/")
+    async with serving(console_app(db)) as url:
+        yield url
 
 
 async def test_a_unit_handler_opens_a_case_and_replies_and_a_citizens_script_stays_text(site, db):
@@ -34,16 +29,11 @@ async def test_a_unit_handler_opens_a_case_and_replies_and_a_citizens_script_sta
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            page = await new_page(browser, problems)
             page.set_default_timeout(8000)
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("pageerror", lambda e: problems.append(str(e)))
 
-            await page.goto(site + "/admin/cases")
-            await page.fill("input[name=username]", "zhao")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("button[type=submit]")
-            await page.wait_for_url(site + "/admin/cases")
+            await sign_in(page, site, "/admin/cases", "zhao")
             row = page.locator(f'tr[data-number="{case.number}"]')
             assert PAYLOAD[:17] in await row.inner_text() and "13812345678" not in await page.content()
             assert await page.locator('.nav a[data-route="unit-cases"]').count() == 1

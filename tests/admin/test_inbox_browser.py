@@ -2,8 +2,6 @@
 citizen's page shows the reply, and a citizen's markup stays text with nothing executed."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -13,12 +11,11 @@ from bot import api as bot_api
 from bot.models import Conversation
 from server.app import create_app
 from server.config import Config
-from tests.admin.conftest import PASSWORD, add_user
-from tests.conftest import free_port
+from tests.admin.browser import needs_chromium, new_page, serving, sign_in, signed_in_page
+from tests.admin.conftest import add_user
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 PAYLOAD = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 REPLY = "您好，我是人工客服李娜，请带身份证到社保中心补办。"
@@ -34,8 +31,8 @@ async def site(db, tmp_path):
     async with TestServer(rasa, host="127.0.0.1") as fake_rasa:
         config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
                         rasa_url=str(fake_rasa.make_url("/")).rstrip("/"))
-        async with TestServer(create_app(config), host="127.0.0.1", port=free_port()) as server:
-            yield str(server.make_url("/")).rstrip("/")
+        async with serving(create_app(config)) as url:
+            yield url
 
 
 async def send(page, text: str) -> None:
@@ -51,19 +48,14 @@ async def test_an_agent_claims_and_replies_and_the_citizen_sees_it(site, db):
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            agent = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            agent = await new_page(browser, problems)
             citizen = await (await browser.new_context(viewport={"width": 390, "height": 800})).new_page()
+            citizen.on("pageerror", lambda e: problems.append(str(e)))
             for page in (agent, citizen):
-                page.on("pageerror", lambda e: problems.append(str(e)))
                 page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            agent.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
 
             # The agent signs in and opens the (empty) inbox.
-            await agent.goto(site + "/admin/inbox")
-            await agent.fill("input[name=username]", "li.na")
-            await agent.fill("input[name=password]", PASSWORD)
-            await agent.click("button[type=submit]")
-            await agent.wait_for_url(site + "/admin/inbox")
+            await sign_in(agent, site, "/admin/inbox", "li.na")
             assert await agent.locator("#inbox-list tr[data-id]").count() == 0
 
             # The citizen chats, is handed to staff, and writes something that looks like markup.
@@ -100,20 +92,6 @@ async def test_an_agent_claims_and_replies_and_the_citizen_sees_it(site, db):
             await browser.close()
     assert dialogs == []
     assert problems == []
-
-
-async def signed_in_page(browser, site: str, path: str, username: str, problems: list):
-    """A laptop-sized page signed in as `username` on `path`, its script errors into `problems`."""
-    page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    await page.goto(site + path)
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(site + path)
-    await page.evaluate("window.stillTheSamePage = true")      # gone if the page reloads
-    return page
 
 
 async def test_a_new_handoff_appears_in_the_open_list_without_a_reload(site, db, monkeypatch):

@@ -2,34 +2,22 @@
 it, and the bot's index then answers with it."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from aiohttp.test_utils import TestServer
 
-from tests.admin.conftest import PASSWORD, add_user
+from tests.admin.browser import needs_chromium, new_page, serving, sign_in
+from tests.admin.conftest import add_user
 from tests.admin.test_kb_pages import kb_app
-from tests.conftest import free_port
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 QUESTION = "公积金贷款额度怎么算？"
 
 
 @pytest.fixture
 async def site(db):
-    async with TestServer(kb_app(db), host="127.0.0.1", port=free_port()) as server:
-        yield str(server.make_url("/")).rstrip("/")
-
-
-async def sign_in(page, site: str, path: str, username: str) -> None:
-    await page.goto(site + path)
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(site + path)
+    async with serving(kb_app(db)) as url:
+        yield url
 
 
 async def test_an_agent_drafts_a_reviewer_approves_and_the_bot_answers_with_it(site, db):
@@ -43,10 +31,9 @@ async def test_an_agent_drafts_a_reviewer_approves_and_the_bot_answers_with_it(s
         try:
             pages = []
             for _ in range(2):
-                page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+                page = await new_page(browser, problems)
                 page.set_default_timeout(8000)
                 page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-                page.on("pageerror", lambda e: problems.append(str(e)))
                 pages.append(page)
             author, reviewer = pages
 

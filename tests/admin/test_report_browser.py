@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from tests.admin.conftest import add_user
-from tests.admin.test_browser import pytestmark, sign_in, site  # noqa: F401  (Chromium or skip; the server)
+from tests.admin.browser import new_page, sign_in
+from tests.admin.test_browser import pytestmark, site  # noqa: F401  (Chromium or skip; the server)
 from tests.admin.test_report_pages import history_with_handoffs
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
@@ -16,11 +17,9 @@ async def test_an_admin_groups_the_report_by_month_and_sees_table_and_charts(sit
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            page = await new_page(browser, problems)
             page.set_default_timeout(8000)
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            await sign_in(page, site, "boss")
+            await sign_in(page, site, "/admin/", "boss")
             await page.click('.nav a[data-route="report-timeliness"]')
             await page.wait_for_url("**/admin/reports")
             assert await page.locator("h1").inner_text() == "统计报表"

@@ -2,18 +2,13 @@
 its forms ever show them again; on a tablet width."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from aiohttp.test_utils import TestServer
 
+from tests.admin.browser import TABLET, needs_chromium, new_page, serving, sign_in
 from tests.admin.conftest import add_user, console_app
-from tests.admin.test_browser import sign_in
-from tests.conftest import free_port
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 SECRET = "AppSecretValue-0000-9f8e7d6c"
 TOKEN = "WxTokenValue2026"
@@ -22,8 +17,8 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 
 @pytest.fixture
 async def site(db):
-    async with TestServer(console_app(db), host="127.0.0.1", port=free_port()) as server:
-        yield str(server.make_url("/")).rstrip("/")
+    async with serving(console_app(db)) as url:
+        yield url
 
 
 async def test_an_admin_adds_a_wechat_account_and_its_secrets_are_never_shown(site, db):
@@ -34,10 +29,8 @@ async def test_an_admin_adds_a_wechat_account_and_its_secrets_are_never_shown(si
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await (await browser.new_context(viewport={"width": 768, "height": 1024})).new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            await sign_in(page, site, "boss")
+            page = await new_page(browser, problems, TABLET)
+            await sign_in(page, site, "/admin/", "boss")
             await page.click('.nav a[data-route="settings-index"]')
             await page.click("text=微信公众号")
             await page.wait_for_url("**/admin/settings/wechat")

@@ -1,24 +1,20 @@
 """季度抽查 in a real browser: an admin draws a sample, opens an item and records a finding."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from aiohttp.test_utils import TestServer
 
-from tests.admin.conftest import PASSWORD, add_user, console_app
+from tests.admin.browser import needs_chromium, new_page, serving, sign_in
+from tests.admin.conftest import add_user, console_app
 from tests.admin.test_spotcheck_pages import quarter_of_work
-from tests.conftest import free_port
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 async def site(db):
-    async with TestServer(console_app(db), host="127.0.0.1", port=free_port()) as server:
-        yield str(server.make_url("/")).rstrip("/")
+    async with serving(console_app(db)) as url:
+        yield url
 
 
 async def test_an_admin_draws_opens_an_item_and_records_a_finding(site, db):
@@ -30,16 +26,11 @@ async def test_an_admin_draws_opens_an_item_and_records_a_finding(site, db):
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+            page = await new_page(browser, problems)
             page.set_default_timeout(8000)
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("pageerror", lambda e: problems.append(str(e)))
 
-            await page.goto(site + "/admin/spotchecks")
-            await page.fill("input[name=username]", "boss")
-            await page.fill("input[name=password]", PASSWORD)
-            await page.click("button[type=submit]")
-            await page.wait_for_url(site + "/admin/spotchecks")
+            await sign_in(page, site, "/admin/spotchecks", "boss")
             assert await page.locator('.nav a[data-route="spotcheck-list"]').count() == 1
 
             await page.fill("#draw-form input[name=quarter]", "2026Q3")
