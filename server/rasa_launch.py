@@ -14,6 +14,7 @@ Measured with bench/load.py --profile (docs/performance.md, "Profile"), Rasa 3.6
 """
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -21,6 +22,10 @@ def validate_with_one_validator() -> None:
     import jsonschema
     from rasa.core.actions.action import RemoteAction
 
+    if not hasattr(RemoteAction, "action_response_format_spec"):    # another Rasa: serve as is
+        print("rasa_launch: RemoteAction has no action_response_format_spec; not patched",
+              file=sys.stderr)
+        return
     schema = RemoteAction.action_response_format_spec()
     validator = jsonschema.validators.validator_for(schema)(schema)   # the class validate() picks
 
@@ -51,6 +56,10 @@ def sqlite_in_wal_mode() -> None:
 
 
 def main() -> None:
+    # Run by path, Python put server/ first on sys.path: its modules (config, db, metrics, …)
+    # must not shadow anything Rasa imports.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     validate_with_one_validator()
     sqlite_in_wal_mode()
     from rasa.__main__ import main as rasa_main
