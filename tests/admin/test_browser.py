@@ -44,7 +44,7 @@ async def test_a_deactivated_account_is_signed_out_on_its_next_click(site, db):
             await admin.click('.nav a[data-route="admin-users"]')
             admin.once("dialog", lambda dialog: dialog.accept())
             await admin.click('tr[data-username="li.na"] button.danger')
-            await admin.locator(".flash", has_text="账号 li.na 已停用").wait_for(timeout=5000)
+            await admin.locator(".flash", has_text="账号 li.na 已停用").wait_for(timeout=10000)
 
             # li.na's open page: the next click lands on the login page, with the reason.
             await staff.click('.nav a[data-route="admin-password"]')

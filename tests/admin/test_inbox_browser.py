@@ -78,12 +78,12 @@ async def test_an_agent_claims_and_replies_and_the_citizen_sees_it(site, db):
             assert await agent.locator("#history img").count() == 0
 
             await agent.click("#claim")
-            await agent.locator(".flash", has_text="已接管该会话").wait_for(timeout=5000)
+            await agent.locator(".flash", has_text="已接管该会话").wait_for(timeout=10000)
             await agent.click(".canned-phrase >> nth=0")
             assert (await agent.input_value("#reply-text")).startswith("您好，我是人工客服")
             await agent.fill("#reply-text", REPLY)
             await agent.click("#send-reply")
-            await agent.locator(".flash", has_text="回复已发送").wait_for(timeout=5000)
+            await agent.locator(".flash", has_text="回复已发送").wait_for(timeout=10000)
             assert await agent.locator(".msg-staff .text").inner_text() == REPLY
 
             # The citizen's page picks the reply up from /api/chat/updates.

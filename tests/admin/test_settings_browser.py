@@ -43,7 +43,7 @@ async def test_an_admin_adds_a_wechat_account_and_its_secrets_are_never_shown(si
             await form.locator("input[name=token]").fill(TOKEN)
             await form.locator("input[name=encoding_aes_key]").fill(AES_KEY)
             await form.locator("button[type=submit]").click()
-            await page.locator(".flash", has_text="已添加公众号 nanhu").wait_for(timeout=5000)
+            await page.locator(".flash", has_text="已添加公众号 nanhu").wait_for(timeout=10000)
 
             row = page.locator('tr[data-account="nanhu"]')
             assert "/wechat/nanhu" in await row.inner_text()
@@ -59,7 +59,7 @@ async def test_an_admin_adds_a_wechat_account_and_its_secrets_are_never_shown(si
                     assert secret not in html and secret not in values
             # Saving the edit form with the secrets left blank keeps them.
             await page.locator("#wechat-edit button[type=submit]").click()
-            await page.locator(".flash", has_text="已保存公众号 nanhu").wait_for(timeout=5000)
+            await page.locator(".flash", has_text="已保存公众号 nanhu").wait_for(timeout=10000)
             assert "（已更新密钥）" not in await page.locator(".flash").inner_text()
         finally:
             await browser.close()

@@ -76,7 +76,7 @@ async def test_a_units_reply_appears_on_the_open_page_and_not_again_after_a_relo
             await build_outbox(db).send(conv, "您的办件已办结。", source="system")
             await page.goto(site)
             notice = page.locator(".msg-update", has_text="您的办件已办结。")
-            await notice.wait_for(timeout=3000)
+            await notice.wait_for(timeout=4500)   # under the 5 s poll: shown on load
             assert await notice.locator(".msg-label-text").inner_text() == "系统通知"
             assert await page.locator(".msg-update").count() == 1
         finally:
