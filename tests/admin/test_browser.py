@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.browser import needs_chromium, new_page, serving, sign_in
 from tests.admin.conftest import PASSWORD, add_user, console_app
+from tests.browser import needs_chromium, new_page, serving, sign_in
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = needs_chromium

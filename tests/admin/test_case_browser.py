@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.browser import needs_chromium, new_page, serving, sign_in, signed_in_page
 from tests.admin.conftest import UNIT, add_user, console_app
 from tests.admin.test_case_pages import a_case, case_named
+from tests.browser import needs_chromium, new_page, serving, sign_in, signed_in_page
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = needs_chromium

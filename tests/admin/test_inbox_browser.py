@@ -3,16 +3,12 @@ citizen's page shows the reply, and a citizen's markup stays text with nothing e
 from __future__ import annotations
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot import api as bot_api
 from bot.models import Conversation
-from server.app import create_app
-from server.config import Config
-from tests.admin.browser import needs_chromium, new_page, serving, sign_in, signed_in_page
 from tests.admin.conftest import add_user
+from tests.browser import needs_chromium, new_page, serving_with_a_fake_rasa, sign_in, signed_in_page
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = needs_chromium
@@ -23,16 +19,8 @@ REPLY = "您好，我是人工客服李娜，请带身份证到社保中心补�
 
 @pytest.fixture
 async def site(db, tmp_path):
-    async def webhook(request):
-        return web.json_response([{"text": "您好，我是智能助手。"}])
-
-    rasa = web.Application()
-    rasa.router.add_post("/webhooks/rest/webhook", webhook)
-    async with TestServer(rasa, host="127.0.0.1") as fake_rasa:
-        config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
-                        rasa_url=str(fake_rasa.make_url("/")).rstrip("/"))
-        async with serving(create_app(config)) as url:
-            yield url
+    async with serving_with_a_fake_rasa(db, tmp_path, "您好，我是智能助手。") as url:
+        yield url
 
 
 async def send(page, text: str) -> None:

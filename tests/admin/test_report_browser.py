@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from tests.admin.conftest import add_user
-from tests.admin.browser import new_page, sign_in
 from tests.admin.test_browser import pytestmark, site  # noqa: F401  (Chromium or skip; the server)
 from tests.admin.test_report_pages import history_with_handoffs
+from tests.browser import new_page, sign_in
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
 

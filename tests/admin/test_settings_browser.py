@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.browser import TABLET, needs_chromium, new_page, serving, sign_in
 from tests.admin.conftest import add_user, console_app
+from tests.browser import TABLET, needs_chromium, new_page, serving, sign_in
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = needs_chromium

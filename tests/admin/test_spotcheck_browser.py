@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin.browser import needs_chromium, new_page, serving, sign_in
 from tests.admin.conftest import add_user, console_app
 from tests.admin.test_spotcheck_pages import quarter_of_work
+from tests.browser import needs_chromium, new_page, serving, sign_in
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = needs_chromium

@@ -1,22 +1,15 @@
 """The chat page in a real browser shows a message that arrives later (a unit's reply), once."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.models import Conversation
-from server.app import create_app
-from server.config import Config
 from server.outbox import build_outbox
-from tests.conftest import free_port
+from tests.browser import needs_chromium, serving_with_a_fake_rasa
 from tests.e2e import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = needs_chromium
 
 UNIT_REPLY = "您反映的问题已处理完毕，感谢您的监督。"
 CASE_NO = "ZJ20261127-0001"
@@ -25,16 +18,8 @@ CASE_NO = "ZJ20261127-0001"
 @pytest.fixture
 async def site(db, tmp_path):
     """The app on a real loopback port, with a fake Rasa that greets whatever it is told."""
-    async def webhook(request):
-        return web.json_response([{"text": "您好，请问有什么可以帮您？"}])
-
-    rasa = web.Application()
-    rasa.router.add_post("/webhooks/rest/webhook", webhook)
-    async with TestServer(rasa, host="127.0.0.1") as fake_rasa:
-        config = Config(database_url=db.url, rasa_manage=False, var_dir=tmp_path, embedder="none",
-                        rasa_url=str(fake_rasa.make_url("/")).rstrip("/"))
-        async with TestServer(create_app(config), host="127.0.0.1", port=free_port()) as server:
-            yield str(server.make_url("/"))
+    async with serving_with_a_fake_rasa(db, tmp_path, "您好，请问有什么可以帮您？") as url:
+        yield url + "/"
 
 
 async def test_a_units_reply_appears_on_the_open_page_and_not_again_after_a_reload(site, db):

@@ -1,5 +1,5 @@
-"""What the console tests in Chromium share: the skip without Chromium, an app served on loopback,
-a page that collects script errors, and signing in through the login form."""
+"""What the tests in Chromium share: the skip without Chromium, an app served on loopback (alone,
+or the whole server with a fake Rasa), a page that collects script errors, signing in."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from server.app import create_app
+from server.config import Config
 from tests.admin.conftest import PASSWORD
 from tests.conftest import free_port
 from tests.e2e import CHROMIUM
@@ -26,6 +28,22 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
     """The app on a free loopback port; yields its base URL."""
     async with TestServer(app, host="127.0.0.1", port=free_port()) as server:
         yield str(server.make_url("/")).rstrip("/")
+
+
+@contextlib.asynccontextmanager
+async def serving_with_a_fake_rasa(db, var_dir: Path, says: str) -> AsyncIterator[str]:
+    """The whole server (chat, consoles) on loopback, with a fake Rasa that answers `says` to
+    whatever it is told; yields the base URL."""
+    async def webhook(request):
+        return web.json_response([{"text": says}])
+
+    rasa = web.Application()
+    rasa.router.add_post("/webhooks/rest/webhook", webhook)
+    async with TestServer(rasa, host="127.0.0.1") as fake_rasa:
+        config = Config(database_url=db.url, rasa_manage=False, var_dir=var_dir, embedder="none",
+                        rasa_url=str(fake_rasa.make_url("/")).rstrip("/"))
+        async with serving(create_app(config)) as url:
+            yield url
 
 
 async def new_page(browser, problems: list, viewport: dict = LAPTOP):
