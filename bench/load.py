@@ -20,6 +20,8 @@ Prints one table row per rate: throughput, end-to-end latency of the HTTP answer
 the answer WeChat accepted), passive vs `success` + customer-service delivery, errors, and the
 database audit of bench/load_audit.py (lost, duplicated, late replies not delivered).
 --profile samples the server and Rasa with py-spy during the run and prints where the time goes.
+--kill-rasa-at S kills Rasa (SIGKILL) S seconds into the run, as tests/faults does under light
+traffic: the table then shows what a crash under load costs, and how long Rasa took to come back.
 Results are recorded in docs/performance.md.
 """
 from __future__ import annotations
@@ -28,9 +30,11 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import os
 import random
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -247,6 +251,24 @@ async def measure(url: str, fake: fake_wechat_api.FakeWechatApi, database_url: s
     return Row(rate, duration, sent, elapsed, found, Counter(s.scenario for s in sent))
 
 
+async def kill_rasa_after(url: str, seconds: float) -> str:
+    """SIGKILL the supervised Rasa `seconds` from now; return how long until it served again."""
+    async def rasa() -> dict:
+        async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as resp:
+            return (await resp.json())["rasa_process"]
+
+    await asyncio.sleep(seconds)
+    before = await rasa()
+    os.kill(before["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    while time.monotonic() - killed < 600:
+        await asyncio.sleep(1)
+        now = await rasa()
+        if now.get("state") == "running" and now.get("pid") not in (None, before["pid"]):
+            return f"Rasa killed at {seconds:g} s, serving again after {time.monotonic() - killed:.0f} s"
+    return f"Rasa killed at {seconds:g} s, not serving again after 600 s"
+
+
 @contextlib.asynccontextmanager
 async def service(database_url: str, var_dir: Path, extra_env: dict | None = None):
     """`govchat run` on an emptied database, its WeChat API the loopback fake: (service, fake)."""
@@ -318,6 +340,8 @@ async def main() -> None:
     parser.add_argument("--step-duration", type=float, default=30)
     parser.add_argument("--database-url", help="emptied first; default: a fresh SQLite file")
     parser.add_argument("--profile", action="store_true", help="py-spy the server and Rasa")
+    parser.add_argument("--kill-rasa-at", type=float,
+                        help="SIGKILL Rasa this many seconds into the (first) measured run")
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--warm-up", type=float, default=10,
                         help="seconds at 2/s first, not reported (Rasa's first answers are slow)")
@@ -336,13 +360,17 @@ async def main() -> None:
         if args.profile:
             profiler = start_profiler(svc.proc.pid, tmp / "profile.txt",
                                       sum(d for _, d in steps))
-        rows = []
+        rows, killer = [], None
+        if args.kill_rasa_at is not None:
+            killer = asyncio.create_task(kill_rasa_after(svc.url, args.kill_rasa_at))
         for rate, duration in steps:
             row = await measure(svc.url, fake, url, rate, duration, args.seed)
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
             for problem in (row.audit.lost + row.audit.duplicated + row.audit.late_uncovered)[:10]:
                 print("   ", problem)
+        if killer is not None:
+            print(await killer, flush=True)
         if profiler is not None:
             _, err = profiler.communicate()
             if profiler.returncode:
