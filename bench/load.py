@@ -285,10 +285,13 @@ async def service(database_url: str, var_dir: Path, extra_env: dict | None = Non
             stop_service(svc)
 
 
+PY_SPY = Path(sys.executable).parent / "py-spy"
+
+
 def start_profiler(pid: int, out: Path, seconds: float) -> subprocess.Popen:
     """py-spy, sampling the server and its children (Rasa) without stopping them."""
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--subprocesses",
+        [str(PY_SPY), "record", "--pid", str(pid), "--subprocesses",
          "--nonblocking", "--rate", "50", "--duration", str(int(seconds)), "--format", "raw",
          "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -346,6 +349,8 @@ async def main() -> None:
     parser.add_argument("--warm-up", type=float, default=10,
                         help="seconds at 2/s first, not reported (Rasa's first answers are slow)")
     args = parser.parse_args()
+    if args.profile and not PY_SPY.exists():
+        parser.error(f"--profile needs py-spy at {PY_SPY} (pip install py-spy), not installed here")
 
     tmp = Path(tempfile.mkdtemp(prefix="govchat-load-"))
     url = args.database_url or f"sqlite+aiosqlite:///{tmp / 'load.db'}"
