@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,11 +23,14 @@ from bot.models import ANSWERED, BOT, QUEUED, RECEIVED, STAFF, Conversation, Mes
 from bot.rasa_client import RasaClient, RasaUnavailable
 from casework import events
 from knowledge_base import curation
+from knowledge_base.search import Decision
 from server import logs, metrics
 from server.db import Database, utcnow
 
 log = logging.getLogger(__name__)
 
+# Rasa is unavailable: the Q&A base's answer fields and its search decision, or None.
+WithoutRasa = Callable[[str], tuple[dict, Decision] | None]
 APOLOGY = "抱歉，智能助手暂时无法回复。您的留言已记录并转交人工客服，工作人员会尽快回复您。"
 KINDS = ("answer", "clarify", "fallback", "form", "case", "handoff", "info")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -126,9 +130,12 @@ class Outcome:
 
 class Gateway:
     def __init__(self, db: Database, rasa: RasaClient, *, max_chars: int, rate_limit: int,
-                 max_in_flight: int = 8) -> None:
+                 max_in_flight: int = 8, without_rasa: WithoutRasa | None = None) -> None:
         self.db = db
         self.rasa = rasa
+        # Rasa down or too slow: a question the Q&A base answers confidently is still answered
+        # (bot/actions/faq.answer_without_rasa); anything else gets the apology and a person.
+        self.without_rasa = without_rasa
         self.max_chars = max_chars
         self.rate_limit = rate_limit
         # Admission control (GOVCHAT_MAX_IN_FLIGHT): at most this many messages are with Rasa
@@ -197,6 +204,8 @@ class Gateway:
             raw = await self.rasa.send(str(conv.id), text, {"channel": inbound.channel})
         except RasaUnavailable as exc:
             log.warning("Rasa unavailable for conversation %s: %s", conv.id, exc)
+            if (outcome := await self._answer_without_rasa(conv, message_id, inbound)) is not None:
+                return outcome
             return await self._apologise(conv, message_id, inbound, str(exc))
 
         replies = [r for r in map(Reply.from_rasa, raw) if r is not None]
@@ -322,6 +331,25 @@ class Gateway:
                 log.exception("could not mark the clarification in conversation %s abandoned",
                               conversation_id)
         return text
+
+    async def _answer_without_rasa(self, conv: Conversation, message_id: int,
+                                   inbound: Inbound) -> Outcome | None:
+        if self.without_rasa is None or inbound.media:
+            return None
+        found = self.without_rasa(inbound.text)
+        if found is None:
+            return None
+        fields, decision = found
+        reply = Reply(fields["text"], kind="answer", qa_id=fields["qa_id"],
+                      source_ref=fields["source_ref"])
+        state = await self._settle(message_id, ANSWERED, [reply], inbound, conv)
+        if state is None:
+            return await self._answered_elsewhere(message_id)
+        async with self.db.session() as session, session.begin():
+            events.record(session, events.ANSWERED_WITHOUT_BOT, conversation_id=conv.id,
+                          channel=inbound.channel, qa_id=fields["qa_id"])
+            curation.log_query(session, conv.id, inbound.text, decision)
+        return Outcome([reply], "with_staff" if state == STAFF else "bot")
 
     async def _apologise(self, conv: Conversation, message_id: int, inbound: Inbound,
                          reason: str) -> Outcome:

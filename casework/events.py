@@ -12,6 +12,7 @@ from server.db import utcnow
 MESSAGE_RECEIVED = "message_received"
 BOT_REPLIED = "bot_replied"              # value: seconds from the citizen's message to the reply
 BOT_UNAVAILABLE = "bot_unavailable"      # Rasa down or too slow; apology sent, queued for staff
+ANSWERED_WITHOUT_BOT = "answered_without_bot"   # Rasa down or too slow; the Q&A base answered
 HANDOFF_REQUESTED = "handoff_requested"
 STAFF_FIRST_REPLY = "staff_first_reply"  # value: seconds from the hand-off to staff's first reply
 HANDOFF_RESOLVED = "handoff_resolved"    # value: seconds from the hand-off to its end
@@ -75,7 +76,8 @@ async def find(session: AsyncSession, name: str, since: datetime | None = None) 
 # admin/case_pages.py still holds its own copy of the case part; it should import this one.
 EVENT_NAMES = {
     "message_received": "收到群众消息", "bot_replied": "机器人回复",
-    "bot_unavailable": "机器人无响应，已转人工", "handoff_requested": "转人工",
+    "bot_unavailable": "机器人无响应，已转人工", "answered_without_bot": "机器人无响应，已由问答库答复",
+    "handoff_requested": "转人工",
     "staff_first_reply": "客服首次回复", "handoff_resolved": "人工服务结束",
     "case_submitted": "受理", "case_linked": "群众重复提交（已并入本件）", "case_dispatched": "派单",
     "case_accepted": "签收", "case_returned": "退回（非本单位职责）",

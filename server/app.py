@@ -5,12 +5,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
 
 from admin.auth import admin_middleware
 from admin.routes import setup_routes as admin_routes
 from bot.actions import Services, make_executor
+from bot.actions.faq import answer_without_rasa
 from bot.gateway import Gateway
 from bot.rasa_client import RasaClient
 from bot.routes import setup_routes as bot_routes
@@ -62,7 +64,8 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
                                            deadline_days=config.case_deadline_days))
     app[GATEWAY] = Gateway(app[DB], app[RASA], max_chars=config.max_message_chars,
                            rate_limit=config.rate_limit_per_minute,
-                           max_in_flight=config.max_in_flight)
+                           max_in_flight=config.max_in_flight,
+                           without_rasa=partial(answer_without_rasa, app[KB]))
     yield
     await app[RASA].close()
 

@@ -352,6 +352,9 @@ async def test_rasa_down_gets_an_apology_and_the_supervisor_brings_it_back(servi
     async with database.session() as session:
         stored = await session.scalar(select(Message).where(Message.external_id == f"{chat.sender}-1"))
     assert stored.text == "医保怎么报销" and stored.status == "queued_for_staff"
+    # What the Q&A base answers outright is still answered (from it) while Rasa is away.
+    other = await citizen(http, service).send("社保卡丢了怎么补办")
+    assert other["status"] == "bot" and other["replies"][0]["qa_id"] == "SB-001"
 
     health = await wait_healthy(service)
     assert health["rasa_process"]["restarts"] == before["restarts"] + 1

@@ -14,6 +14,8 @@ NO_ANSWER_TEXT = ("抱歉，问答库里暂时没有找到与您的问题相符�
 
 
 ENGLISH_NOTE = "Our answers are written in Chinese; here is the answer to your question:\n"
+WITHOUT_BOT_NOTE = ("\n（智能助手暂时繁忙，以上答复来自问答库。投诉举报或其他事项请稍后再发，"
+                    "需要人工服务请输入“转人工”。）")
 
 
 def answer_fields(qa: PublishedQA, query: str = "") -> dict:
@@ -21,6 +23,18 @@ def answer_fields(qa: PublishedQA, query: str = "") -> dict:
     if is_foreign(query):   # art. 11: say so in the citizen's language
         text = ENGLISH_NOTE + text
     return {"text": text, "qa_id": qa.entry_id, "source_ref": f"qa:{qa.entry_id}@{qa.version}"}
+
+
+def answer_without_rasa(kb, query: str) -> tuple[dict, Decision] | None:
+    """While Rasa is down or too slow (bot/gateway.py): the Q&A base's confident answer to
+    `query`, said to come from there, with the search's decision for the curation log; None when
+    the base has no confident answer (then the apology, and a person). No conversation context:
+    that lives in Rasa."""
+    decision = consult(kb.index, query)
+    if decision.kind != ANSWER:
+        return None
+    fields = answer_fields(decision.best.qa, query)
+    return {**fields, "text": fields["text"] + WITHOUT_BOT_NOTE}, decision
 
 
 def last_answered(tracker: Tracker) -> str | None:

@@ -294,3 +294,34 @@ async def test_an_unknown_sender_gets_an_empty_list_and_nothing_is_created(clien
 ])
 async def test_malformed_update_queries_are_refused_in_chinese(client, query, words):
     assert words in (await updates(client, 400, **query))["error"]
+
+
+async def test_rasa_down_a_question_the_qa_base_answers_is_still_answered(client, db):
+    """Rasa down: what the Q&A base answers confidently is answered from it, said so, and the
+    citizen stays with the bot; anything else gets the apology and a person, as before."""
+    from casework.models import Event
+    from knowledge_base import api as kb_api
+    from knowledge_base.models import Query
+    from server.appkeys import KB
+
+    async with db.session() as session, session.begin():
+        await kb_api.import_rows(session, kb_api.read_table(kb_api.DEMO_QA), actor="test", publish=True)
+    await client.app[KB].refresh()
+
+    data = await post(client, 200, sender="web-kb", text="居住证怎么办理")
+    [reply] = data["replies"]
+    assert data["status"] == "bot" and reply["kind"] == "answer" and reply["qa_id"] == "HJ-005"
+    assert "以上答复来自问答库" in reply["text"] and "转人工" in reply["text"]
+    async with db.session() as session:
+        conv = await session.scalar(select(Conversation).where(Conversation.sender == "web-kb"))
+        inbound = await session.scalar(select(Message).where(Message.direction == "in"))
+        names = (await session.scalars(select(Event.name).where(
+            Event.conversation_id == conv.id))).all()
+        logged = (await session.scalars(select(Query.entry_id))).all()
+    assert conv.state == "bot" and inbound.status == "answered"
+    assert "answered_without_bot" in names and "bot_unavailable" not in names
+    assert logged == ["HJ-005"]            # the curation loop counts the hit
+
+    other = await post(client, 200, sender="web-kb", text="有人吗")
+    assert other == {"replies": [{"text": APOLOGY, "kind": "handoff", "id": other["replies"][0]["id"]}],
+                     "status": "with_staff"}
