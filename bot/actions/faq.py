@@ -14,6 +14,8 @@ NO_ANSWER_TEXT = ("抱歉，问答库里暂时没有找到与您的问题相符�
 
 
 ENGLISH_NOTE = "Our answers are written in Chinese; here is the answer to your question:\n"
+# Longer messages are letters (complaints, reports), not questions the Q&A base answers.
+WITHOUT_BOT_MAX_CHARS = 60
 WITHOUT_BOT_NOTE = ("\n（智能助手暂时繁忙，以上答复来自问答库。投诉举报或其他事项请稍后再发，"
                     "需要人工服务请输入“转人工”。）")
 
@@ -30,6 +32,8 @@ def answer_without_rasa(kb, query: str) -> tuple[dict, Decision] | None:
     `query`, said to come from there, with the search's decision for the curation log; None when
     the base has no confident answer (then the apology, and a person). No conversation context:
     that lives in Rasa."""
+    if len(query) > WITHOUT_BOT_MAX_CHARS:
+        return None
     decision = consult(kb.index, query)
     if decision.kind != ANSWER:
         return None

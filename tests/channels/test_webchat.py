@@ -301,6 +301,7 @@ async def test_rasa_down_a_question_the_qa_base_answers_is_still_answered(client
     citizen stays with the bot; anything else gets the apology and a person, as before."""
     from casework.models import Event
     from knowledge_base import api as kb_api
+    from bot.actions.faq import WITHOUT_BOT_MAX_CHARS
     from knowledge_base.models import Query
     from server.appkeys import KB
 
@@ -322,6 +323,11 @@ async def test_rasa_down_a_question_the_qa_base_answers_is_still_answered(client
     assert "answered_without_bot" in names and "bot_unavailable" not in names
     assert logged == ["HJ-005"]            # the curation loop counts the hit
 
-    other = await post(client, 200, sender="web-kb", text="有人吗")
-    assert other == {"replies": [{"text": APOLOGY, "kind": "handoff", "id": other["replies"][0]["id"]}],
-                     "status": "with_staff"}
+    # Not a question the base answers outright, or a letter rather than a question: a person.
+    # Over WITHOUT_BOT_MAX_CHARS it is a letter, even one that asks the question again and again.
+    letter = "您好，" + "我想问居住证怎么办理，" * 6
+    assert len(letter) > WITHOUT_BOT_MAX_CHARS
+    for text in ("有人吗", letter):
+        other = await post(client, 200, sender="web-kb", text=text)
+        assert other == {"replies": [{"text": APOLOGY, "kind": "handoff",
+                                      "id": other["replies"][0]["id"]}], "status": "with_staff"}
