@@ -253,19 +253,21 @@ async def measure(url: str, fake: fake_wechat_api.FakeWechatApi, database_url: s
 
 async def kill_rasa_after(url: str, seconds: float) -> str:
     """SIGKILL the supervised Rasa `seconds` from now; return how long until it served again."""
-    async def rasa() -> dict:
-        async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as resp:
-            return (await resp.json())["rasa_process"]
+    async with aiohttp.ClientSession() as http:
+        async def rasa() -> dict:
+            async with http.get(url + "/healthz") as resp:
+                return (await resp.json())["rasa_process"]
 
-    await asyncio.sleep(seconds)
-    before = await rasa()
-    os.kill(before["pid"], signal.SIGKILL)
-    killed = time.monotonic()
-    while time.monotonic() - killed < 600:
-        await asyncio.sleep(1)
-        now = await rasa()
-        if now.get("state") == "running" and now.get("pid") not in (None, before["pid"]):
-            return f"Rasa killed at {seconds:g} s, serving again after {time.monotonic() - killed:.0f} s"
+        await asyncio.sleep(seconds)
+        before = await rasa()
+        os.kill(before["pid"], signal.SIGKILL)
+        killed = time.monotonic()
+        while time.monotonic() - killed < 600:
+            await asyncio.sleep(1)
+            now = await rasa()
+            if now.get("state") == "running" and now.get("pid") not in (None, before["pid"]):
+                return (f"Rasa killed at {seconds:g} s, "
+                        f"serving again after {time.monotonic() - killed:.0f} s")
     return f"Rasa killed at {seconds:g} s, not serving again after 600 s"
 
 
@@ -315,7 +317,10 @@ def profile_summary(raw: Path, top: int = 12) -> str:
         frames, n = stack.split(";"), int(count)
         total += n
         name = [f for f in frames if PROCESS.match(f)][-1]
-        name = "Rasa" if ("rasa run" in name or "rasa_launch.py" in name) else "govchat run" if "govchat run" in name else name[:60]
+        if "rasa run" in name or "rasa_launch.py" in name:
+            name = "Rasa"
+        else:
+            name = "govchat run" if "govchat run" in name else name[:60]
         samples, leaves, own = per_process.setdefault(name, [Counter(), Counter(), Counter()])
         samples["all"] += n
         leaves[frames[-1]] += n

@@ -340,8 +340,7 @@ class Gateway:
         if found is None:
             return None
         fields, decision = found
-        reply = Reply(fields["text"], kind="answer", qa_id=fields["qa_id"],
-                      source_ref=fields["source_ref"])
+        reply = Reply(kind="answer", **fields)
         state = await self._settle(message_id, ANSWERED, [reply], inbound, conv)
         if state is None:
             return await self._answered_elsewhere(message_id)
